@@ -1,0 +1,1 @@
+"""lfp_ref: Layer-wise Feedback Propagation, the transparent reference implementation."""
