@@ -1,1 +1,35 @@
-"""lfp_ref: Layer-wise Feedback Propagation, the transparent reference implementation."""
+"""lfp_ref: Layer-wise Feedback Propagation, the transparent reference implementation.
+
+import lfp_ref as lfp
+model = lfp.Sequential(lfp.Dense(2, 8), lfp.ReLU(), lfp.Dense(8, 2))
+fb = lfp.feedback(model, x, y, reward=lfp.rewards.softmax_loss)
+"""
+
+from . import losses, rewards, rules
+from .engine import (
+    Feedback,
+    Gradients,
+    feedback,
+    feedback_to_gradient,
+    gd_step,
+    gradients,
+    lfp_step,
+)
+from .layers import *  # noqa: F403
+from .layers import __all__ as _layers_all
+
+__version__ = "0.1.0"
+
+__all__ = [
+    *_layers_all,
+    "Feedback",
+    "Gradients",
+    "feedback",
+    "feedback_to_gradient",
+    "gd_step",
+    "gradients",
+    "lfp_step",
+    "losses",
+    "rewards",
+    "rules",
+]

@@ -1,0 +1,171 @@
+"""The public passes over a whole model: LFP feedback, backprop gradients, and one training step
+each way.
+
+Sign convention (decided here and nowhere else): feedback ``F`` is positive for "grow |theta|";
+LFP ascends it, so the optimizer, which descends, is handed ``g = -F`` by
+:func:`feedback_to_gradient`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import losses as _losses
+from . import rewards as _rewards
+from ._checks import check_array
+from .rules import DEFAULT_EPS, Epsilon
+
+BATCH_REDUCTIONS = ("sum", "mean")
+
+
+@dataclass
+class Feedback:
+    """What one LFP pass produced.
+
+    params: parameter feedback by state-dict name (same shapes as the parameters).
+    input_reward: the reward arriving at the input, shape of x.
+    logits: the forward output. reward: the reward at the output.
+    """
+
+    params: dict
+    input_reward: np.ndarray
+    logits: np.ndarray
+    reward: np.ndarray
+
+
+@dataclass
+class Gradients:
+    """What one backprop pass produced: ``params`` by state-dict name, ``input_grad``,
+    ``logits`` and the scalar ``loss``."""
+
+    params: dict
+    input_grad: np.ndarray
+    logits: np.ndarray
+    loss: float
+
+
+def rule_resolver(rule=None, eps=DEFAULT_EPS):
+    """A function ``layer -> rule``: every layer gets ``rule`` (default ``Epsilon(eps)``)."""
+    if rule is None:
+        rule = Epsilon(eps)
+    if callable(rule) and not hasattr(rule, "propagate"):
+        return rule
+    return lambda layer: rule
+
+
+def forward(model, x):
+    """Validated forward pass; returns the logits."""
+    x = check_array(x, "x", model.dtype)
+    logits = model.forward(x)
+    if not np.isfinite(logits).all():
+        raise FloatingPointError(
+            "the forward pass produced non-finite outputs; the weights or inputs are too large "
+            "(check the learning rate)"
+        )
+    return x, logits
+
+
+def _ordered(model, params):
+    """Parameter dict in the model's registration order; non-finite feedback is an error."""
+    ordered = {}
+    for name, _ in model.named_parameters():
+        value = params[name]
+        if not np.isfinite(value.sum()):
+            raise FloatingPointError(f"non-finite feedback/gradient for parameter {name!r}")
+        ordered[name] = value
+    return ordered
+
+
+def feedback(
+    model, x, y=None, reward="softmax_loss", eps=DEFAULT_EPS, batch_reduction="sum", rule=None
+):
+    """Run LFP: forward, reward at the output, feedback back through every layer.
+
+    Parameters
+    ----------
+    model : Layer
+    x : ndarray, the input batch, in the model's dtype.
+    y : ndarray of int, labels, passed to the reward function.
+    reward : callable ``(logits, y) -> r``, a name from ``lfp_ref.rewards.REWARDS``, or the
+        reward array itself (shape of the logits).
+    eps : the stabiliser of the default LFP-epsilon rule.
+    batch_reduction : "sum" (the spec) or "mean" (divide parameter feedback by B, as the older
+        zennit-based lfprop propagator did).
+    rule : a rule for every layer (default ``Epsilon(eps)``) or a function ``layer -> rule``.
+
+    Returns
+    -------
+    Feedback
+    """
+    if batch_reduction not in BATCH_REDUCTIONS:
+        raise ValueError(
+            f"batch_reduction must be one of {BATCH_REDUCTIONS}, got {batch_reduction!r}"
+        )
+    x, logits = forward(model, x)
+    if isinstance(reward, np.ndarray) or isinstance(reward, (list, tuple)):
+        r = np.asarray(reward)
+        if r.shape != logits.shape:
+            raise ValueError(
+                f"the reward array must have the logits' shape {logits.shape}, got {r.shape}"
+            )
+        r = r.astype(logits.dtype)
+    else:
+        r = _rewards.get(reward)(logits, y)
+    r = check_array(np.asarray(r, dtype=logits.dtype), "reward")
+    input_reward, params = model.feedback(r, rule_resolver(rule, eps))
+    if batch_reduction == "mean":
+        for value in params.values():
+            value /= x.shape[0]
+    return Feedback(_ordered(model, params), input_reward, logits, r)
+
+
+def gradients(model, x, y, loss="cross_entropy", reduction="mean"):
+    """Backprop: ``dL/dtheta`` for every parameter, with ``loss`` one of
+    ``lfp_ref.losses.LOSSES`` (or a callable ``(logits, y, reduction) -> (loss, dL/dlogits)``)."""
+    if reduction not in _losses.REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_losses.REDUCTIONS}, got {reduction!r}")
+    x, logits = forward(model, x)
+    value, grad = _losses.get(loss)(logits, y, reduction=reduction)
+    input_grad, params = model.backward(np.ascontiguousarray(grad, dtype=logits.dtype))
+    return Gradients(_ordered(model, params), input_grad, logits, value)
+
+
+def feedback_to_gradient(params):
+    """The sign convention: the optimizer descends ``g = -F``, so LFP ascends the feedback."""
+    return {name: np.negative(value, out=value) for name, value in params.items()}
+
+
+def _apply(optimizer, grads, clip_norm):
+    if clip_norm is not None:
+        from .optim import clip_grad_norm
+
+        clip_grad_norm(grads, clip_norm)
+    optimizer.step(grads)
+
+
+def lfp_step(
+    model,
+    optimizer,
+    x,
+    y,
+    reward="softmax_loss",
+    eps=DEFAULT_EPS,
+    clip_norm=None,
+    batch_reduction="sum",
+    rule=None,
+):
+    """One LFP training step: feedback, ``g = -F``, optional global-norm clipping, optimizer
+    step. Returns the :class:`Feedback` (its ``params`` now hold ``g``)."""
+    fb = feedback(model, x, y, reward=reward, eps=eps, batch_reduction=batch_reduction, rule=rule)
+    _apply(optimizer, feedback_to_gradient(fb.params), clip_norm)
+    return fb
+
+
+def gd_step(model, optimizer, x, y, loss="cross_entropy", reduction="mean", clip_norm=None):
+    """One gradient-descent step with the same layers and optimizer. Returns the
+    :class:`Gradients`."""
+    g = gradients(model, x, y, loss=loss, reduction=reduction)
+    _apply(optimizer, g.params, clip_norm)
+    return g

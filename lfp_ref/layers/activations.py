@@ -1,0 +1,128 @@
+"""Elementwise activations. Under LFP they use the identity rule, ``R_in = R_out`` (spec
+section 2); under backprop, ``dL/dx = dL/dy * f'(x)``."""
+
+import numpy as np
+from scipy.special import expit
+
+from .base import Layer
+
+
+class Activation(Layer):
+    """``y = f(x)`` elementwise; subclasses give ``f`` and ``f'`` (from x and y)."""
+
+    def forward(self, x):
+        y = self.function(x)
+        self._cache = (x, y)
+        return y
+
+    def feedback(self, reward, rule_for):
+        self._cached()
+        return reward, {}
+
+    def backward(self, grad):
+        x, y = self._cached()
+        return grad * self.derivative(x, y), {}
+
+    def function(self, x):
+        raise NotImplementedError
+
+    def derivative(self, x, y):
+        raise NotImplementedError
+
+
+class Identity(Activation):
+    def function(self, x):
+        return x.copy()
+
+    def derivative(self, x, y):
+        return np.ones_like(x)
+
+
+class ReLU(Activation):
+    def function(self, x):
+        return np.maximum(x, 0)
+
+    def derivative(self, x, y):
+        return (x > 0).astype(x.dtype)
+
+
+class LeakyReLU(Activation):
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def function(self, x):
+        return np.where(x > 0, x, x * x.dtype.type(self.negative_slope))
+
+    def derivative(self, x, y):
+        return np.where(x > 0, 1, self.negative_slope).astype(x.dtype)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope:g}"
+
+
+class Tanh(Activation):
+    def function(self, x):
+        return np.tanh(x)
+
+    def derivative(self, x, y):
+        return 1 - y * y
+
+
+class Sigmoid(Activation):
+    def function(self, x):
+        return expit(x)
+
+    def derivative(self, x, y):
+        return y * (1 - y)
+
+
+class SiLU(Activation):
+    """``x * sigmoid(x)``."""
+
+    def function(self, x):
+        return x * expit(x)
+
+    def derivative(self, x, y):
+        s = expit(x)
+        return s * (1 + x * (1 - s))
+
+
+class ELU(Activation):
+    """``x`` for x > 0, ``alpha (exp(x) - 1)`` otherwise."""
+
+    def __init__(self, alpha=1.0):
+        super().__init__()
+        self.alpha = float(alpha)
+
+    def function(self, x):
+        return np.where(x > 0, x, self.alpha * np.expm1(np.minimum(x, 0))).astype(x.dtype)
+
+    def derivative(self, x, y):
+        return np.where(x > 0, 1, self.alpha * np.exp(np.minimum(x, 0))).astype(x.dtype)
+
+    def extra_repr(self):
+        return f"alpha={self.alpha:g}"
+
+
+class Step(Activation):
+    """Heaviside step ``H(x) = 1 if x > 0 else 0`` (H(0) = 0); its derivative is 0 almost
+    everywhere, so backprop passes no gradient through it."""
+
+    def function(self, x):
+        return (x > 0).astype(x.dtype)
+
+    def derivative(self, x, y):
+        return np.zeros_like(x)
+
+
+ACTIVATIONS = {
+    "identity": Identity,
+    "relu": ReLU,
+    "leakyrelu": LeakyReLU,
+    "tanh": Tanh,
+    "sigmoid": Sigmoid,
+    "silu": SiLU,
+    "elu": ELU,
+    "step": Step,
+}

@@ -1,0 +1,109 @@
+"""Containers: Sequential and the residual block. Names follow torch (children "0", "1", ...;
+``Residual`` has children "branch" and, if given, "shortcut")."""
+
+
+from .base import Layer
+
+
+class Sequential(Layer):
+    """Layers applied in order. Feedback and backprop walk them in reverse."""
+
+    def __init__(self, *layers):
+        super().__init__()
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Sequential item {i} is {layer!r}, not an lfp_ref layer")
+        self.layers = list(layers)
+
+    def children(self):
+        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+
+    def forward(self, x):
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def feedback(self, reward, rule_for):
+        params = {}
+        for name, layer in reversed(self.children()):
+            reward, own = layer.feedback(reward, rule_for)
+            params.update({f"{name}.{k}": v for k, v in own.items()})
+        return reward, params
+
+    def backward(self, grad):
+        params = {}
+        for name, layer in reversed(self.children()):
+            grad, own = layer.backward(grad)
+            params.update({f"{name}.{k}": v for k, v in own.items()})
+        return grad, params
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self):
+        inner = "".join(
+            f"\n  ({n}): {'  '.join(repr(c).splitlines(True))}" for n, c in self.children()
+        )
+        return f"Sequential({inner}\n)"
+
+
+class Residual(Layer):
+    """``z = branch(x) + shortcut(x)`` (shortcut None: the identity).
+
+    LFP splits the reward at the sum in proportion to the two summands (spec section 2,
+    residual Sum): ``rho = r / stab(z)``, ``R_branch = a * rho``, ``R_shortcut = b * rho``; the
+    reward at x is the sum of what each path hands down.
+    """
+
+    def __init__(self, branch, shortcut=None):
+        super().__init__()
+        self.branch = branch
+        self.shortcut = shortcut
+
+    def children(self):
+        pairs = [("branch", self.branch)]
+        if self.shortcut is not None:
+            pairs.append(("shortcut", self.shortcut))
+        return pairs
+
+    def forward(self, x):
+        a = self.branch.forward(x)
+        b = x if self.shortcut is None else self.shortcut.forward(x)
+        if a.shape != b.shape:
+            raise ValueError(
+                f"Residual: branch output {a.shape} and shortcut output {b.shape} differ; "
+                "give a shortcut that maps the input to the branch's output shape"
+            )
+        z = a + b
+        self._cache = (a, b, z)
+        return z
+
+    def feedback(self, reward, rule_for):
+        a, b, z = self._cached()
+        reward_a, reward_b = rule_for(self).propagate_sum((a, b), z, reward)
+        reward_x, params = self.branch.feedback(reward_a, rule_for)
+        params = {f"branch.{k}": v for k, v in params.items()}
+        if self.shortcut is None:
+            return reward_x + reward_b, params
+        reward_s, own = self.shortcut.feedback(reward_b, rule_for)
+        params.update({f"shortcut.{k}": v for k, v in own.items()})
+        return reward_x + reward_s, params
+
+    def backward(self, grad):
+        self._cached()
+        grad_x, params = self.branch.backward(grad)
+        params = {f"branch.{k}": v for k, v in params.items()}
+        if self.shortcut is None:
+            return grad_x + grad, params
+        grad_s, own = self.shortcut.backward(grad)
+        params.update({f"shortcut.{k}": v for k, v in own.items()})
+        return grad_x + grad_s, params
+
+    def __repr__(self):
+        return f"Residual(branch={self.branch!r}, shortcut={self.shortcut!r})"

@@ -1,0 +1,110 @@
+"""Rewards at the output (spec section 3). A reward is positive for "more of this".
+
+Every reward is a function ``reward(logits, y) -> r`` with ``r`` of the logits' shape; ``logits``
+is (B, C) and ``y`` integer labels (B,). Parametrised rewards are factories returning such a
+function (``bounded_softmax(lower=0.1)``).
+"""
+
+import numpy as np
+from scipy.special import expit, softmax
+
+from ._checks import check_labels, check_logits_2d
+
+
+def _one_hot(logits, y, what):
+    check_logits_2d(logits, what)
+    y = check_labels(y, logits.shape[1], logits.shape[0])
+    onehot = np.zeros_like(logits)
+    onehot[np.arange(len(y)), y] = 1
+    return onehot, y
+
+
+def softmax_loss(logits, y):
+    """``r = z * (Y - softmax(z))``, the paper's default. At the last layer ``rho = Y - p`` up
+    to eps, i.e. minus the gradient of the summed cross-entropy w.r.t. the logits."""
+    onehot, _ = _one_hot(logits, y, "softmax_loss")
+    return logits * (onehot - softmax(logits, axis=1))
+
+
+def sigmoid_loss(logits, y):
+    """``r = z * (Y - sigmoid(z))``."""
+    onehot, _ = _one_hot(logits, y, "sigmoid_loss")
+    return logits * (onehot - expit(logits))
+
+
+def binary_sigmoid_loss(logits, y):
+    """One logit per sample, (B,) or (B, 1): ``r = z * (y - sigmoid(z))``, y in {0, 1}."""
+    z = logits.reshape(-1)
+    if logits.ndim == 2 and logits.shape[1] != 1 or logits.ndim > 2:
+        raise ValueError(f"binary_sigmoid_loss expects logits (B,) or (B, 1), got {logits.shape}")
+    target = check_labels(y, 2, z.shape[0]).astype(logits.dtype)
+    return (z * (target - expit(z))).reshape(logits.shape)
+
+
+def bounded_softmax(lower=0.0, higher=1.0, sign_only=False):
+    """``r = z * (Y - p~)`` (or ``sign(z) * (Y - p~)``) where ``p~ = softmax(z)`` clipped to 1
+    above ``higher`` and to 0 below ``lower``."""
+    if not 0 <= lower <= higher <= 1:
+        raise ValueError(f"bounded_softmax needs 0 <= lower <= higher <= 1, got {lower}, {higher}")
+
+    def reward(logits, y):
+        onehot, _ = _one_hot(logits, y, "bounded_softmax")
+        p = softmax(logits, axis=1)
+        p = np.where(p > higher, 1, np.where(p < lower, 0, p)).astype(logits.dtype)
+        scale = np.sign(logits) if sign_only else logits
+        return scale * (onehot - p)
+
+    reward.__name__ = f"bounded_softmax(lower={lower}, higher={higher}, sign_only={sign_only})"
+    return reward
+
+
+def correct_classification(logits, y):
+    """``r[b, y_b] = sign(z[b, y_b])`` where the label's logit is the maximum (ties count as
+    correct); every other entry 0."""
+    _, y = _one_hot(logits, y, "correct_classification")
+    rows = np.arange(len(y))
+    label_logit = logits[rows, y]
+    r = np.zeros_like(logits)
+    correct = label_logit == logits.max(axis=1)
+    r[rows[correct], y[correct]] = np.sign(label_logit[correct])
+    return r
+
+
+def misclassification(logits, y):
+    """``r[b, c] = -sign(z[b, c])`` where ``z[b, c] > z[b, y_b]`` (classes that beat the label),
+    else 0."""
+    _, y = _one_hot(logits, y, "misclassification")
+    label_logit = logits[np.arange(len(y)), y][:, None]
+    return np.where(logits > label_logit, -np.sign(logits), 0).astype(logits.dtype)
+
+
+def maximize_neuron(logits, y=None):
+    """``r = sign(z) * (1 - sigmoid(z))`` for every output (y is ignored)."""
+    return np.sign(logits) * (1 - expit(logits))
+
+
+def minimize_neuron(logits, y=None):
+    """``r = -sign(z) * (1 - sigmoid(z))`` for every output (y is ignored)."""
+    return -maximize_neuron(logits, y)
+
+
+REWARDS = {
+    "softmax_loss": softmax_loss,
+    "sigmoid_loss": sigmoid_loss,
+    "binary_sigmoid_loss": binary_sigmoid_loss,
+    "bounded_softmax": bounded_softmax(),
+    "correct_classification": correct_classification,
+    "misclassification": misclassification,
+    "maximize_neuron": maximize_neuron,
+    "minimize_neuron": minimize_neuron,
+}
+
+
+def get(reward):
+    """A reward function from a name in ``REWARDS`` or a callable."""
+    if callable(reward):
+        return reward
+    try:
+        return REWARDS[reward]
+    except KeyError:
+        raise ValueError(f"unknown reward {reward!r}; known: {', '.join(REWARDS)}") from None
