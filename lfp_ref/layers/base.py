@@ -56,7 +56,10 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x):
-        return self.forward(x)
+        """Validated forward: x must be a finite float array in the model's dtype."""
+        from .._checks import check_array
+
+        return self.forward(check_array(x, "x", self.dtype))
 
     def _cached(self):
         if self._cache is None:

@@ -1,0 +1,40 @@
+# The commands a person types and CI runs. Everything installs into .venv/ in the repo root.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-core
+export NUMBA_NUM_THREADS ?= 2
+
+.PHONY: setup run test test-slow lint format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev,plot]'
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/python -m lfp_ref.demo
+
+test: setup
+	$(BIN)/python -m pytest -q -m "not slow and not crosscheck and not gpu"
+
+test-slow: setup
+	$(BIN)/python -m pytest -q -m "slow and not crosscheck and not gpu"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	$(BIN)/python -m benchmarks.run
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
