@@ -48,7 +48,7 @@ def dense_lfp_epsilon(x, weight, bias, reward, eps):
 
 
 def finite_difference(f, array, h=1e-6):
-    """Central differences of the scalar f() w.r.t. every entry of ``array`` (perturbed in place)."""
+    """Central differences of the scalar f() w.r.t. each entry of ``array`` (perturbed in place)."""
     grad = np.zeros(array.shape)
     flat = array.reshape(-1)
     for k in range(flat.size):
