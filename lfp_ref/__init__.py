@@ -5,7 +5,7 @@ model = lfp.Sequential(lfp.Dense(2, 8), lfp.ReLU(), lfp.Dense(8, 2))
 fb = lfp.feedback(model, x, y, reward=lfp.rewards.softmax_loss)
 """
 
-from . import losses, rewards, rules
+from . import losses, optim, rewards, rules
 from .engine import (
     Feedback,
     Gradients,
