@@ -30,6 +30,7 @@ __all__ = [
     "gradients",
     "lfp_step",
     "losses",
+    "optim",
     "rewards",
     "rules",
 ]

@@ -18,8 +18,11 @@ PARALLEL_MIN_SIZE = 1 << 15
 def kernel(fn):
     """Compile ``fn`` once serially and once with ``parallel=True`` (``prange`` is a plain
     ``range`` in the serial build); ``fn.serial`` / ``fn.parallel`` are the two builds."""
-    serial = njit(cache=True, fastmath=FASTMATH)(fn)
-    parallel = njit(cache=True, fastmath=FASTMATH, parallel=True)(fn)
+    # error_model="numpy": x / 0 gives inf/nan as in NumPy (no per-division check); the engine
+    # rejects non-finite feedback with the parameter's name
+    options = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
+    serial = njit(**options)(fn)
+    parallel = njit(parallel=True, **options)(fn)
 
     def pick(size):
         return parallel if size >= PARALLEL_MIN_SIZE else serial

@@ -4,10 +4,15 @@ from .activations import ACTIVATIONS, ELU, Identity, LeakyReLU, ReLU, Sigmoid, S
 from .base import Layer, LinearLayer
 from .containers import Residual, Sequential
 from .dense import Dense
+from .dropout import Dropout
+from .norm import BatchNorm1d, BatchNorm2d
 from .reshape import Flatten
 
 __all__ = [
     "ACTIVATIONS",
+    "BatchNorm1d",
+    "BatchNorm2d",
+    "Dropout",
     "ELU",
     "Dense",
     "Flatten",
