@@ -1,0 +1,51 @@
+"""The ``lfp-ref`` command line. Each subcommand lives in its own module of this package and
+provides ``add_parser(subparsers)`` (registering ``run(args) -> int`` as the default ``func``)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand module names, in the order ``lfp-ref --help`` lists them
+SUBCOMMANDS = ("train", "eval", "compare", "crosscheck", "verify", "explain")
+
+
+class CLIError(Exception):
+    """A user error: printed as one line, exit status 2, no traceback."""
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="lfp-ref", description="Layer-wise Feedback Propagation, the reference implementation."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in SUBCOMMANDS:
+        try:
+            module = importlib.import_module(f"lfp_ref.cli.{name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"lfp_ref.cli.{name}":
+                continue  # not built yet
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as err:
+        print(f"lfp-ref {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lfp-ref {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
