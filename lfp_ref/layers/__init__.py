@@ -3,13 +3,18 @@
 from .activations import ACTIVATIONS, ELU, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Step, Tanh
 from .base import Layer, LinearLayer
 from .containers import Residual, Sequential
+from .conv import Conv2d
 from .dense import Dense
 from .dropout import Dropout
 from .norm import BatchNorm1d, BatchNorm2d
+from .pool import AvgPool2d, MaxPool2d
 from .reshape import Flatten
 
 __all__ = [
     "ACTIVATIONS",
+    "AvgPool2d",
+    "Conv2d",
+    "MaxPool2d",
     "BatchNorm1d",
     "BatchNorm2d",
     "Dropout",

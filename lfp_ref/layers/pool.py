@@ -1,0 +1,129 @@
+"""2-D pooling with torch's semantics (floor mode, no dilation).
+
+- :class:`AvgPool2d` is linear in its input (``count_include_pad=True``: every window is divided
+  by ``kh*kw``), so LFP-epsilon applies: ``R_x = x * avgpool_vjp(r / stab(z))``.
+- :class:`MaxPool2d` has no rule (spec section 2): the whole reward of each output goes to the
+  first arg-max of its window, not multiplied by x; backprop routes the gradient the same way.
+"""
+
+import numpy as np
+
+from ..kernels.cpu.pool import (
+    avgpool2d_forward,
+    avgpool2d_vjp,
+    maxpool2d_forward,
+    pool2d_output_size,
+    route_to_argmax,
+)
+from .base import Layer, LinearLayer
+from .conv import as_pair, check_nchw_input, format_pair
+
+
+class _Pool2d:
+    """Window geometry and input checks shared by the two pools."""
+
+    def _setup(self, kernel_size, stride, padding):
+        name = type(self).__name__
+        self.kernel_size = as_pair(kernel_size, "kernel_size", name, 1)
+        self.stride = self.kernel_size if stride is None else as_pair(stride, "stride", name, 1)
+        self.padding = as_pair(padding, "padding", name, 0)
+        (kh, kw), (ph, pw) = self.kernel_size, self.padding
+        if ph > kh // 2 or pw > kw // 2:
+            # torch's limit: a window never lies entirely in the padding
+            raise ValueError(
+                f"{name}: padding {format_pair(self.padding)} must be at most half the kernel "
+                f"size {format_pair(self.kernel_size)} (at most ({kh // 2}, {kw // 2}))"
+            )
+
+    def output_size(self, height, width):
+        """``(Ho, Wo)`` for an input of spatial size ``(height, width)``."""
+        return pool2d_output_size(height, width, self.kernel_size, self.stride, self.padding)
+
+    def _check_input(self, x):
+        check_nchw_input(self, x)
+        ho, wo = self.output_size(*x.shape[2:])
+        if ho < 1 or wo < 1:
+            (kh, kw), (ph, pw) = self.kernel_size, self.padding
+            raise ValueError(
+                f"{self!r}: the input's spatial size {x.shape[2]}x{x.shape[3]} (with padding "
+                f"{x.shape[2] + 2 * ph}x{x.shape[3] + 2 * pw}) is smaller than the kernel "
+                f"{kh}x{kw}"
+            )
+        return ho, wo
+
+    def _check_output_like(self, v, z_shape, what):
+        if v.shape != z_shape:
+            raise ValueError(
+                f"{self!r}: {what} must have the output's shape {z_shape}, got {v.shape}"
+            )
+
+    def extra_repr(self):
+        parts = [f"kernel_size={format_pair(self.kernel_size)}"]
+        if self.stride != self.kernel_size:
+            parts.append(f"stride={format_pair(self.stride)}")
+        if self.padding != (0, 0):
+            parts.append(f"padding={format_pair(self.padding)}")
+        return ", ".join(parts)
+
+
+class AvgPool2d(_Pool2d, LinearLayer):
+    """Average pooling, ``z[b, c, oh, ow] = sum(window) / (kh*kw)`` (zero padding counted in the
+    divisor, torch's default); x (B, C, H, W) -> z (B, C, Ho, Wo),
+    ``Ho = (H + 2*ph - kh) // sh + 1``. ``stride`` defaults to ``kernel_size``."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self._setup(kernel_size, stride, padding)
+
+    def forward(self, x):
+        ho, wo = self._check_input(x)
+        x = np.ascontiguousarray(x)
+        z = np.empty((*x.shape[:2], ho, wo), x.dtype)  # (B, C, Ho, Wo)
+        avgpool2d_forward(x, self.kernel_size, self.stride, self.padding, z)
+        self._cache = (x, z)
+        return z
+
+    def vjp(self, v):
+        """``(VJP_x(v), {})``: each ``v / (kh*kw)`` spread over its window."""
+        x, z = self._cached()
+        self._check_output_like(v, z.shape, "v")
+        v = np.ascontiguousarray(v, dtype=z.dtype)
+        return avgpool2d_vjp(v, self.kernel_size, self.stride, self.padding, np.empty_like(x)), {}
+
+
+class MaxPool2d(_Pool2d, Layer):
+    """Max pooling, ``z = max(window)`` with padding as -inf; ``stride`` defaults to
+    ``kernel_size``. Feedback and backprop route each output's reward / gradient to the first
+    arg-max of its window (row-major scan, torch's choice)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        super().__init__()
+        self._setup(kernel_size, stride, padding)
+
+    def forward(self, x):
+        ho, wo = self._check_input(x)
+        x = np.ascontiguousarray(x)
+        z = np.empty((*x.shape[:2], ho, wo), x.dtype)  # (B, C, Ho, Wo)
+        argmax = np.empty(z.shape, np.int64)  # flat index ih*W + iw per (b, c)
+        maxpool2d_forward(x, self.kernel_size, self.stride, self.padding, z, argmax)
+        self._cache = (x.shape, z.shape, argmax)
+        return z
+
+    def _route(self, v, what):
+        x_shape, z_shape, argmax = self._cached()
+        self._check_output_like(v, z_shape, what)
+        v = np.ascontiguousarray(v)
+        return route_to_argmax(v, argmax, np.empty(x_shape, v.dtype))
+
+    def feedback(self, reward, rule_for):
+        """``(reward_in, {})``: the whole reward of each output at its window's arg-max."""
+        return self._route(reward, "the reward"), {}
+
+    def backward(self, grad):
+        """``(dL/dx, {})``: the gradient of each output at its window's arg-max."""
+        return self._route(grad, "the gradient"), {}
+
+    @property
+    def argmax(self):
+        """The cached arg-max indices (B, C, Ho, Wo), flat ``ih*W + iw`` per plane."""
+        return self._cached()[2]
