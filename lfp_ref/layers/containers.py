@@ -1,7 +1,6 @@
 """Containers: Sequential and the residual block. Names follow torch (children "0", "1", ...;
 ``Residual`` has children "branch" and, if given, "shortcut")."""
 
-
 from .base import Layer
 
 
