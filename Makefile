@@ -7,7 +7,7 @@ export NUMBA_NUM_THREADS ?= 2
 
 XSTAMP := $(VENV)/.installed-crosscheck
 
-.PHONY: setup setup-crosscheck run test test-slow crosscheck lint format bench clean
+.PHONY: setup setup-crosscheck run test test-slow crosscheck lint format bench walkthrough clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,9 @@ format: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.core
+
+walkthrough: setup
+	$(BIN)/python docs/make_walkthrough.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -17,6 +17,7 @@ from .engine import (
 )
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
+from .trace import Trace, trace
 
 __version__ = "0.1.0"
 
@@ -25,6 +26,7 @@ __all__ = [
     "data",
     "Feedback",
     "Gradients",
+    "Trace",
     "feedback",
     "feedback_to_gradient",
     "gd_step",
@@ -34,4 +36,5 @@ __all__ = [
     "optim",
     "rewards",
     "rules",
+    "trace",
 ]
