@@ -5,7 +5,7 @@ model = lfp.Sequential(lfp.Dense(2, 8), lfp.ReLU(), lfp.Dense(8, 2))
 fb = lfp.feedback(model, x, y, reward=lfp.rewards.softmax_loss)
 """
 
-from . import data, losses, optim, rewards, rules
+from . import checkpoint, data, losses, optim, rewards, rules, train, zoo
 from .engine import (
     Feedback,
     Gradients,
@@ -23,6 +23,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     *_layers_all,
+    "checkpoint",
     "data",
     "Feedback",
     "Gradients",
@@ -37,4 +38,6 @@ __all__ = [
     "rewards",
     "rules",
     "trace",
+    "train",
+    "zoo",
 ]

@@ -15,6 +15,18 @@ class CLIError(Exception):
     """A user error: printed as one line, exit status 2, no traceback."""
 
 
+def one_line_errors(parser):
+    """Report a bad argument as one line (``lfp-ref train: error: ...``) and exit with status 2,
+    instead of argparse's usage block."""
+
+    def error(message):
+        print(f"{parser.prog}: error: {message} (see {parser.prog} --help)", file=sys.stderr)
+        sys.exit(2)
+
+    parser.error = error
+    return parser
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="lfp-ref", description="Layer-wise Feedback Propagation, the reference implementation."
@@ -28,6 +40,8 @@ def build_parser():
                 continue  # not built yet
             raise
         module.add_parser(sub)
+    for command_parser in (parser, *sub.choices.values()):
+        one_line_errors(command_parser)
     return parser
 
 

@@ -39,39 +39,13 @@ def tiny_net(seed=0, dtype=np.float64):
     return Sequential(Dense(2, 3, rng=rng, dtype=dtype), ReLU(), Dense(3, 2, rng=rng, dtype=dtype))
 
 
-def _local_model(name, seed, num_classes, input_shape):
-    """toy and lenet as lfp_ref.zoo describes them, for a tree without the zoo."""
-    from .. import layers as L
-
-    rng = np.random.default_rng(seed)
-    if name == "toy":
-        return L.Sequential(
-            L.Dense(input_shape[0], 32, rng=rng), L.ReLU(),
-            L.Dense(32, 16, rng=rng), L.ReLU(),
-            L.Dense(16, num_classes, rng=rng),
-        )  # fmt: skip
-    channels, height, _ = input_shape
-    features = 16 * ((((height - 4) // 2) - 4) // 2) ** 2
-    return L.Sequential(
-        L.Conv2d(channels, 16, 5, rng=rng), L.ReLU(), L.MaxPool2d(2),
-        L.Conv2d(16, 16, 5, rng=rng), L.ReLU(), L.MaxPool2d(2), L.Flatten(),
-        L.Dense(features, 120, rng=rng), L.ReLU(), L.Dropout(0.5, rng=rng.spawn(1)[0]),
-        L.Dense(120, 84, rng=rng), L.ReLU(), L.Dropout(0.5, rng=rng.spawn(1)[0]),
-        L.Dense(84, num_classes, rng=rng),
-    )  # fmt: skip
-
-
 def build_model(name, seed, num_classes, input_shape):
     """``(model, where)``: tiny is built here; toy and lenet come from ``lfp_ref.zoo.build``
-    (float64), or are built locally when the zoo is not there."""
+    (float64)."""
     if name == "tiny":
         return tiny_net(seed), "lfp_ref.cli.explain.tiny_net"
-    try:
-        from .. import zoo
-    except ModuleNotFoundError as err:
-        if err.name != "lfp_ref.zoo":
-            raise
-        return _local_model(name, seed, num_classes, input_shape), "built locally (no lfp_ref.zoo)"
+    from .. import zoo
+
     model = zoo.build(
         name, num_classes=num_classes, input_shape=input_shape, seed=seed, dtype=np.float64
     )
