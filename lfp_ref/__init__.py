@@ -5,7 +5,22 @@ model = lfp.Sequential(lfp.Dense(2, 8), lfp.ReLU(), lfp.Dense(8, 2))
 fb = lfp.feedback(model, x, y, reward=lfp.rewards.softmax_loss)
 """
 
-from . import checkpoint, data, losses, optim, rewards, rules, train, zoo
+from . import (
+    attribution,
+    checkpoint,
+    composites,
+    crosscheck,
+    data,
+    interop,
+    losses,
+    optim,
+    rewards,
+    rules,
+    theory,
+    train,
+    zoo,
+)
+from .attribution import attribute
 from .engine import (
     Feedback,
     Gradients,
@@ -22,6 +37,12 @@ from .trace import Trace, trace
 __version__ = "0.1.0"
 
 __all__ = [
+    "attribute",
+    "attribution",
+    "composites",
+    "crosscheck",
+    "interop",
+    "theory",
     *_layers_all,
     "checkpoint",
     "data",

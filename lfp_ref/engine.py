@@ -12,8 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import composites as _composites
 from . import losses as _losses
 from . import rewards as _rewards
+from . import rules as _rules
 from ._checks import check_array
 from .rules import DEFAULT_EPS, Epsilon
 
@@ -46,13 +48,37 @@ class Gradients:
     loss: float
 
 
-def rule_resolver(rule=None, eps=DEFAULT_EPS):
-    """A function ``layer -> rule``: every layer gets ``rule`` (default ``Epsilon(eps)``)."""
+def rule_resolver(rule=None, eps=DEFAULT_EPS, composite=None, model=None):
+    """The one dispatch point from what the caller asked for to the ``rule_for(layer)`` callable
+    of the layer protocol.
+
+    - ``composite`` (a :class:`lfp_ref.composites.Composite` or a zennit composite name such as
+      ``"EpsilonPlus"``): its per-layer assignment for ``model``;
+    - ``rule`` None: ``Epsilon(eps)`` for every layer (LFP-epsilon, spec section 2);
+    - ``rule`` a callable ``layer -> rule``: used as is;
+    - ``rule`` an :class:`~lfp_ref.rules.Epsilon` or :class:`~lfp_ref.rules.Norm` (or its name):
+      that rule for every layer;
+    - any other rule (or name, see :func:`lfp_ref.rules.get`): that rule for the Dense and Conv2d
+      layers, while AvgPool2d, BatchNorm and the residual sum keep ``Epsilon(eps)``, so that LFP
+      with, e.g., ZPlus still trains every parameter.
+    """
+    if composite is not None:
+        if rule is not None:
+            raise ValueError("give rule= or composite=, not both")
+        if model is None:
+            raise ValueError("rule_resolver needs the model to resolve a composite")
+        return _composites.get(composite).resolve(model)
+    if isinstance(rule, _composites.Composite):
+        raise TypeError(f"{rule!r} assigns rules per layer: pass it as composite=, not rule=")
     if rule is None:
         rule = Epsilon(eps)
     if callable(rule) and not hasattr(rule, "propagate"):
         return rule
-    return lambda layer: rule
+    rule = _rules.get(rule)
+    if isinstance(rule, Epsilon):
+        return lambda layer: rule
+    fallback = Epsilon(eps)
+    return lambda layer: rule if isinstance(layer, _rules.WEIGHTED_LAYERS) else fallback
 
 
 def forward(model, x):
@@ -79,7 +105,14 @@ def _ordered(model, params):
 
 
 def feedback(
-    model, x, y=None, reward="softmax_loss", eps=DEFAULT_EPS, batch_reduction="sum", rule=None
+    model,
+    x,
+    y=None,
+    reward="softmax_loss",
+    eps=DEFAULT_EPS,
+    batch_reduction="sum",
+    rule=None,
+    composite=None,
 ):
     """Run LFP: forward, reward at the output, feedback back through every layer.
 
@@ -90,10 +123,15 @@ def feedback(
     y : ndarray of int, labels, passed to the reward function.
     reward : callable ``(logits, y) -> r``, a name from ``lfp_ref.rewards.REWARDS``, or the
         reward array itself (shape of the logits).
-    eps : the stabiliser of the default LFP-epsilon rule.
+    eps : the stabiliser of the default LFP-epsilon rule (and of the layers a non-epsilon
+        ``rule`` does not apply to); a composite carries its own ``epsilon`` and ``stabilizer``.
     batch_reduction : "sum" (the spec) or "mean" (divide parameter feedback by B, as the older
         zennit-based lfprop propagator did).
-    rule : a rule for every layer (default ``Epsilon(eps)``) or a function ``layer -> rule``.
+    rule : a rule or rule name (``lfp_ref.rules``; default ``Epsilon(eps)``) or a function
+        ``layer -> rule``. A non-epsilon rule goes to the Dense and Conv2d layers; see
+        :func:`rule_resolver`.
+    composite : instead of ``rule``, a per-layer assignment: a
+        :class:`lfp_ref.composites.Composite` or a zennit composite name (``"EpsilonPlus"``, ...).
 
     Returns
     -------
@@ -114,7 +152,7 @@ def feedback(
     else:
         r = _rewards.get(reward)(logits, y)
     r = check_array(np.asarray(r, dtype=logits.dtype), "reward")
-    input_reward, params = model.feedback(r, rule_resolver(rule, eps))
+    input_reward, params = model.feedback(r, rule_resolver(rule, eps, composite, model))
     if batch_reduction == "mean":
         for value in params.values():
             value /= x.shape[0]
@@ -155,10 +193,21 @@ def lfp_step(
     clip_norm=None,
     batch_reduction="sum",
     rule=None,
+    composite=None,
 ):
-    """One LFP training step: feedback, ``g = -F``, optional global-norm clipping, optimizer
-    step. Returns the :class:`Feedback` (its ``params`` now hold ``g``)."""
-    fb = feedback(model, x, y, reward=reward, eps=eps, batch_reduction=batch_reduction, rule=rule)
+    """One LFP training step: feedback (with ``rule`` or ``composite``, see :func:`feedback`),
+    ``g = -F``, optional global-norm clipping, optimizer step. Returns the :class:`Feedback` (its
+    ``params`` now hold ``g``)."""
+    fb = feedback(
+        model,
+        x,
+        y,
+        reward=reward,
+        eps=eps,
+        batch_reduction=batch_reduction,
+        rule=rule,
+        composite=composite,
+    )
     _apply(optimizer, feedback_to_gradient(fb.params), clip_norm)
     return fb
 

@@ -1,0 +1,104 @@
+"""Fused elementwise kernels of the LRP rules other than epsilon (lfp-spec.md section 5).
+
+The contractions of every rule are the Dense GEMMs of ``dense`` (a Conv2d is run as a Dense layer
+on its im2col column matrix); what is left is elementwise: splitting an array into its positive and
+negative parts, the gamma-modified weights, masking the reward by the sign of the output, and
+accumulating the signed messages into the feedback. The stabiliser is NOT here: every rule divides
+through ``elementwise.stabilized_ratio``.
+
+Arrays come in flat (1-D, C-contiguous) with preallocated outputs, as in ``elementwise``.
+"""
+
+from numba import prange
+
+from ._jit import kernel
+from .elementwise import _flat
+
+
+@kernel
+def _split_signs(values, positive, negative):
+    # positive = max(v, 0), negative = min(v, 0) (torch's clamp(min=0) / clamp(max=0))
+    for i in prange(values.size):
+        v = values[i]
+        if v > 0:
+            positive[i] = v
+            negative[i] = 0
+        else:
+            positive[i] = 0
+            negative[i] = v
+
+
+@kernel
+def _gamma_weights(values, gamma, raised, lowered):
+    # raised = v + gamma * max(v, 0), lowered = v + gamma * min(v, 0), as zennit's GammaMod
+    for i in prange(values.size):
+        v = values[i]
+        if v > 0:
+            raised[i] = v + gamma * v
+            lowered[i] = v
+        else:
+            raised[i] = v
+            lowered[i] = v + gamma * v
+
+
+@kernel
+def _split_by_output_sign(reward, z, positive, negative):
+    # the gamma rule explains z > 0 and z < 0 with different weights; z == 0 gets nothing
+    for i in prange(z.size):
+        zi = z[i]
+        positive[i] = reward[i] if zi > 0 else 0
+        negative[i] = reward[i] if zi < 0 else 0
+
+
+@kernel
+def _accumulate_signed_product(param, modified, values, coef, out):
+    # out += coef * sign(param) * modified * values, with sign(0) = 0 (zero weights get nothing)
+    for i in prange(out.size):
+        p = param[i]
+        if p > 0:
+            out[i] += coef * modified[i] * values[i]
+        elif p < 0:
+            out[i] -= coef * modified[i] * values[i]
+
+
+@kernel
+def _accumulate_product(a, b, out):
+    for i in prange(out.size):
+        out[i] += a[i] * b[i]
+
+
+def split_signs(values, positive, negative):
+    """``positive = max(values, 0)``, ``negative = min(values, 0)``, elementwise (x+ and x-,
+    W+ and W-)."""
+    _split_signs.pick(values.size)(_flat(values), _flat(positive), _flat(negative))
+    return positive, negative
+
+
+def gamma_weights(values, gamma, raised, lowered):
+    """``raised = W + gamma W+`` and ``lowered = W + gamma W-`` (the gamma rule's W^ and Wv;
+    the same for the bias)."""
+    g = values.dtype.type(gamma)
+    _gamma_weights.pick(values.size)(_flat(values), g, _flat(raised), _flat(lowered))
+    return raised, lowered
+
+
+def split_by_output_sign(reward, z, positive, negative):
+    """``positive = reward * [z > 0]``, ``negative = reward * [z < 0]``, elementwise."""
+    _split_by_output_sign.pick(z.size)(_flat(reward), _flat(z), _flat(positive), _flat(negative))
+    return positive, negative
+
+
+def accumulate_signed_product(param, modified, values, coef, out):
+    """``out += coef * sign(param) * modified * values``, elementwise, ``sign(0) = 0``: adds one
+    term's connection messages ``modified * values`` to the LFP feedback of ``param``."""
+    c = out.dtype.type(coef)
+    _accumulate_signed_product.pick(out.size)(
+        _flat(param), _flat(modified), _flat(values), c, _flat(out)
+    )
+    return out
+
+
+def accumulate_product(a, b, out):
+    """``out += a * b``, elementwise."""
+    _accumulate_product.pick(out.size)(_flat(a), _flat(b), _flat(out))
+    return out
