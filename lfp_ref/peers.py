@@ -17,6 +17,12 @@ caller's model is never wrapped, re-typed, or left with ``.feedback`` attributes
 in train mode updates the running statistics of the copy only. Results are float64 NumPy arrays,
 parameter results keyed by the model's own state-dict names (``"0.weight"``, ...).
 
+Residual blocks (``lfp_ref.interop.TorchResidual``) carry their addition as a module,
+``TorchSum``; each copy gets the peer's own Sum in its place (:func:`_replace_sums`): lfprop's
+``lfprop.model.custom_resnet.Sum``, the only class its LFP-epsilon rule is registered for, and for
+zennit an adapter around ``zennit.layer.Sum``, which its composites give the Norm rule. Both then
+split the reward at ``a + b`` in proportion to ``a`` and ``b`` (spec section 2).
+
 What lfprop 1.0.0 actually computes (read from its source and verified in tests/test_peers.py):
 
 - stabiliser: ``zennit.core.stabilize(z, eps, clip=False, norm_scale=False)``
@@ -109,9 +115,21 @@ def _zennit():
         import zennit.attribution
         import zennit.canonizers
         import zennit.composites
+        import zennit.layer
     except ImportError as err:
         raise ImportError(f"{_INSTALL_HINT} (import failed: {err})") from err
     return zennit
+
+
+def missing_peer() -> str | None:
+    """The first of torch, lfprop, zennit that cannot be imported (with the imports lfp_ref's
+    peers need), or None when all can."""
+    for name, load in (("torch", _torch), ("lfprop", _lfprop), ("zennit", _zennit)):
+        try:
+            load()
+        except ImportError:
+            return name
+    return None
 
 
 def peer_versions() -> dict[str, str | None]:
@@ -153,6 +171,43 @@ def _f64_copy(model):
             del p.feedback
         p.grad = None
     return m
+
+
+def _replace_sums(model, make_sum):
+    """Replace every :class:`lfp_ref.interop.TorchSum` (the addition of a residual block) in
+    ``model`` by ``make_sum()``, in place; returns how many were replaced.
+
+    The residual addition needs its own rule: lfprop 1.0.0 applies LFP-epsilon only to modules of
+    its class ``lfprop.model.custom_resnet.Sum`` (``forward(x, identity)``), zennit 0.5.1 gives
+    the Norm rule only to ``zennit.layer.Sum`` (one stacked input). Without the swap both peers
+    would let autograd copy the whole reward to each summand instead of splitting it.
+    """
+    replaced = 0
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child).__name__ == "TorchSum" and type(child).__module__ == "lfp_ref.interop":
+                setattr(parent, name, make_sum())
+                replaced += 1
+    return replaced
+
+
+@functools.lru_cache(maxsize=1)
+def _zennit_sum_class():
+    """A two-input adapter around ``zennit.layer.Sum``: zennit's hooks read only their module's
+    first input, so the summands are stacked and summed by the inner zennit layer, which the
+    composites give the Norm rule (``R_a = a * r / stab(a + b)``, likewise for b)."""
+    torch = _torch()
+    zennit_sum = _zennit().layer.Sum
+
+    class ZennitTwoInputSum(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.sum = zennit_sum(dim=-1)
+
+        def forward(self, a, b):
+            return self.sum(torch.stack([a, b], dim=-1))
+
+    return ZennitTwoInputSum
 
 
 def _reward_object(name: str, reward_kwargs: dict[str, Any] | None):
@@ -227,6 +282,9 @@ def lfprop_propagate(
     reward_fn = _reward_object(reward, reward_kwargs)
 
     model = _f64_copy(torch_model)
+    from lfprop.model.custom_resnet import Sum as LfpropSum
+
+    _replace_sums(model, LfpropSum)
     params = {n: p for n, p in model.named_parameters()}
 
     xt = _as_f64(torch, x).requires_grad_(True)
@@ -328,18 +386,21 @@ def zennit_relevance(
     - ``start="logit"``: R_out = one-hot * logit, the classic LRP start (sums to ~z_y).
 
     ``low``/``high`` are ZBox's input bounds for EpsilonGammaBox (floats, or arrays broadcastable
-    to the input, e.g. shape (1, C, 1, 1)). ``merge_batchnorm=True`` applies zennit's
+    to the input, e.g. shape (1, C, 1, 1)); they reach zennit as float64 tensors (a plain float
+    would be rounded to float32 by zennit). ``merge_batchnorm=True`` applies zennit's
     ``SequentialMergeBatchNorm`` canonizer (without it zennit passes relevance through BN
     unchanged). Other parameters are the composites' own (defaults = zennit's).
     """
     torch = _torch()
     z = _zennit()
     model = _f64_copy(torch_model)
+    _replace_sums(model, _zennit_sum_class())
     xt = _as_f64(torch, x).requires_grad_(True)
-    if low is not None and not isinstance(low, float | int):
-        low = _as_f64(torch, low)
-    if high is not None and not isinstance(high, float | int):
-        high = _as_f64(torch, high)
+    # bounds as float64 tensors, scalars too: zennit's ``expand`` turns a Python float into
+    # ``torch.tensor(value)``, i.e. rounds it to float32 (torch's default dtype), which shows up
+    # as a ~1e-8 relative error in ZBox's relevance
+    low = None if low is None else _as_f64(torch, low)
+    high = None if high is None else _as_f64(torch, high)
     canonizers = [z.canonizers.SequentialMergeBatchNorm()] if merge_batchnorm else None
     comp = _zennit_composite(
         composite,
@@ -413,6 +474,7 @@ __all__ = [
     "lfprop_feedback",
     "lfprop_propagate",
     "lfprop_reward",
+    "missing_peer",
     "peer_versions",
     "torch_gradients",
     "zennit_relevance",

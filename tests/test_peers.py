@@ -591,3 +591,128 @@ def test_zennit_merge_batchnorm_keeps_bn_eps(seed):
     R0 = ref_eps_linear(x, W1, b1, R1, 1e-6)
     got = peers.zennit_relevance(model, x, y, "EpsilonPlus", start="logit", merge_batchnorm=True)
     assert_close(got, R0, rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- residual blocks
+
+
+def make_residual_mlp(seed):
+    """Linear, ReLU, TorchResidual(Linear-ReLU-Linear, identity), ReLU, Linear."""
+    from lfp_ref.interop import TorchResidual
+
+    torch.manual_seed(seed)
+    branch = torch.nn.Sequential(torch.nn.Linear(6, 6), torch.nn.ReLU(), torch.nn.Linear(6, 6))
+    return torch.nn.Sequential(
+        torch.nn.Linear(5, 6),
+        torch.nn.ReLU(),
+        TorchResidual(branch),
+        torch.nn.ReLU(),
+        torch.nn.Linear(6, 4),
+    )
+
+
+def residual_forward(P, x):
+    z0 = x @ P["0.weight"].T + P["0.bias"]
+    a0 = pos(z0)
+    zb = pos(a0 @ P["2.branch.0.weight"].T + P["2.branch.0.bias"])
+    branch = zb @ P["2.branch.2.weight"].T + P["2.branch.2.bias"]
+    s = branch + a0
+    a2 = pos(s)
+    out = a2 @ P["4.weight"].T + P["4.bias"]
+    return z0, a0, zb, branch, s, a2, out
+
+
+def ref_residual_sum(a0, branch, s, R_s, eps):
+    """Spec section 2, residual Sum: the reward at z = a + b is split in proportion to a and b;
+    the reward at the block input is the branch's plus the identity's share."""
+    rho = R_s / stab(s, eps)
+    return branch * rho, a0 * rho
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_lfprop_residual_sum_splits_the_reward(seed):
+    """peers swaps lfp_ref.interop.TorchSum for lfprop's Sum, so lfprop's Sum rule splits the
+    reward at the addition (without the swap autograd would copy it to both summands)."""
+    model = make_residual_mlp(seed)
+    x, y = data(seed, (7, 5), 4)
+    P = params_np(model)
+    eps = 1e-6
+    z0, a0, zb, branch, s, a2, out = residual_forward(P, x)
+    r = out * (onehot(y, 4) - softmax(out))
+    rho4 = r / stab(out, eps)
+    F = {
+        "4.weight": np.abs(P["4.weight"]) * (rho4.T @ a2),
+        "4.bias": np.abs(P["4.bias"]) * rho4.sum(0),
+    }
+    R_s = a2 * (rho4 @ P["4.weight"])
+    R_branch, R_identity = ref_residual_sum(a0, branch, s, R_s, eps)
+    rho_b2 = R_branch / stab(branch, eps)
+    F["2.branch.2.weight"] = np.abs(P["2.branch.2.weight"]) * (rho_b2.T @ zb)
+    F["2.branch.2.bias"] = np.abs(P["2.branch.2.bias"]) * rho_b2.sum(0)
+    R_zb = zb * (rho_b2 @ P["2.branch.2.weight"])
+    zb_pre = a0 @ P["2.branch.0.weight"].T + P["2.branch.0.bias"]
+    rho_b0 = R_zb / stab(zb_pre, eps)
+    F["2.branch.0.weight"] = np.abs(P["2.branch.0.weight"]) * (rho_b0.T @ a0)
+    F["2.branch.0.bias"] = np.abs(P["2.branch.0.bias"]) * rho_b0.sum(0)
+    R_a0 = a0 * (rho_b0 @ P["2.branch.0.weight"]) + R_identity
+    rho0 = R_a0 / stab(z0, eps)
+    F["0.weight"] = np.abs(P["0.weight"]) * (rho0.T @ x)
+    F["0.bias"] = np.abs(P["0.bias"]) * rho0.sum(0)
+    got = peers.lfprop_propagate(model, x, y, eps=eps)
+    assert sorted(got.feedback) == sorted(F)
+    for name, expected in F.items():
+        assert_close(got.feedback[name], expected)
+    assert_close(got.input_reward, x * (rho0 @ P["0.weight"]))
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_zennit_residual_sum_gets_the_norm_rule(seed):
+    """peers swaps TorchSum for a two-input adapter around zennit.layer.Sum, which the
+    composites give the Norm rule: the relevance at the addition is split like LFP's reward."""
+    model = make_residual_mlp(seed)
+    x, y = data(seed, (7, 5), 4)
+    P = params_np(model)
+    z0, a0, zb, branch, s, a2, out = residual_forward(P, x)
+    R_out = onehot(y, 4) * out
+    R_s = ref_eps_linear(a2, P["4.weight"], P["4.bias"], R_out, 1e-6)
+    R_branch, R_identity = ref_residual_sum(a0, branch, s, R_s, 1e-6)
+    R_zb = ref_eps_linear(zb, P["2.branch.2.weight"], P["2.branch.2.bias"], R_branch, 1e-6)
+    R_a0 = ref_eps_linear(a0, P["2.branch.0.weight"], P["2.branch.0.bias"], R_zb, 1e-6)
+    R_x = ref_eps_linear(x, P["0.weight"], P["0.bias"], R_a0 + R_identity, 1e-6)
+    got = peers.zennit_relevance(model, x, y, "EpsilonPlus", start="logit")
+    assert_close(got, R_x)
+
+
+def test_zennit_scalar_bounds_are_not_rounded_to_float32():
+    """zennit's expand() makes a Python float bound a float32 tensor; peers hands it float64
+    tensors, so bounds like -1.1 (not a float32) match the float64 reference to 1e-12."""
+    model = make_cnn2(0)
+    rng = np.random.default_rng(7)
+    low, high = -1.1, 2.3
+    x = rng.uniform(low, high, size=(3, 2, 6, 6))
+    y = rng.integers(0, 5, size=3)
+    P = params_np(model)
+    W1, b1, W2, b2, W4, b4 = (
+        P[k] for k in ("0.weight", "0.bias", "2.weight", "2.bias", "6.weight", "6.bias")
+    )
+    a1 = pos(conv(x, W1, b1, 1))
+    a2 = pos(conv(a1, W2, b2, 1))
+    p = avgpool2(a2)
+    f = p.reshape(len(x), -1)
+    R_f = ref_eps_linear(f, W4, b4, onehot(y, 5) * (f @ W4.T + b4), 1e-6)
+    R_a2 = a2 * avgpool2_vjp(R_f.reshape(p.shape) / stab(p, 1e-6))
+    R_x = conv_rule("zbox", x, W1, b1, conv_rule("gamma", a1, W2, b2, R_a2), low=low, high=high)
+    got = peers.zennit_relevance(model, x, y, "EpsilonGammaBox", start="logit", low=low, high=high)
+    assert_close(got, R_x)
+
+
+def test_missing_peer_names_the_package_that_does_not_import(monkeypatch):
+    assert peers.missing_peer() is None
+    monkeypatch.setitem(sys.modules, "zennit.layer", None)
+    peers._zennit.cache_clear()
+    try:
+        assert peers.missing_peer() == "zennit"
+    finally:
+        monkeypatch.undo()
+        peers._zennit.cache_clear()
+    assert peers.missing_peer() is None
