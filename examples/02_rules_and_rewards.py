@@ -2,13 +2,11 @@
 
     python examples/02_rules_and_rewards.py
 
-Rule: zennit's EpsilonPlus composite (ZPlus for the convolution, LFP-epsilon for the dense layer),
-if this lfp_ref has composites; otherwise LFP-epsilon, and the script says so. Reward:
+Rule: zennit's EpsilonPlus composite (ZPlus for the convolution, LFP-epsilon for the dense layer).
+Reward:
 ``bounded_softmax(higher=0.9)``, which stops rewarding a class once its probability is above 0.9
 (the default ``softmax_loss`` keeps pushing). Needs scikit-learn for the digits (the data extra).
 """
-
-import inspect
 
 import numpy as np
 
@@ -21,21 +19,15 @@ model = lfp.Sequential(
     lfp.Flatten(), lfp.Dense(8 * 4 * 4, data.num_classes, rng=rng),
 )  # fmt: skip
 
-if "composite" in inspect.signature(lfp.lfp_step).parameters:
-    how = {"composite": "EpsilonPlus"}
-    print("rule: composite EpsilonPlus (Conv2d: ZPlus, Dense: LFP-epsilon)")
-else:
-    how = {}
-    print(
-        "rule: LFP-epsilon (this lfp_ref has no composites; EpsilonPlus needs lfp_ref.composites)"
-    )
+composite = "EpsilonPlus"  # Conv2d: ZPlus, Dense: LFP-epsilon
+print(f"rule: composite {composite}")
 reward = lfp.rewards.bounded_softmax(lower=0.0, higher=0.9)
 print(f"reward: {reward.__name__}")
 
 optimizer = lfp.optim.SGD(model, lr=0.05, momentum=0.9)
 for epoch in range(5):
     for xb, yb in lfp.data.batches(data.x_train, data.y_train, 32, seed=0, epoch=epoch):
-        lfp.lfp_step(model, optimizer, xb, yb, reward=reward, clip_norm=3.0, **how)
+        lfp.lfp_step(model, optimizer, xb, yb, reward=reward, clip_norm=3.0, composite=composite)
     train = float(np.mean(model(data.x_train).argmax(axis=1) == data.y_train))
     print(f"epoch {epoch + 1}: train accuracy {train:.3f}")
 test = float(np.mean(model(data.x_test).argmax(axis=1) == data.y_test))

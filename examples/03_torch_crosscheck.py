@@ -4,9 +4,8 @@
 
 Needs the crosscheck extra (torch, lfprop 1.0.0, zennit 0.5.1): ``make setup-crosscheck``. The
 torch model becomes an lfp_ref model with the same weights and state-dict names
-(``lfp_ref.interop.from_torch`` where this lfp_ref has it, else an equally built lfp_ref model and
-``load_state_dict``); then lfp_ref's feedback is compared with lfprop's LFPEpsilonComposite, in
-float64. Exits with status 1 if they differ by more than 1e-10 (relative).
+(``lfp_ref.interop.from_torch``); then lfp_ref's feedback is compared with lfprop's
+LFPEpsilonComposite, in float64. Exits with status 1 if they differ by more than 1e-10 (relative).
 """
 
 import sys
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 import lfp_ref as lfp
+from lfp_ref.interop import from_torch
 from lfp_ref.peers import lfprop_feedback
 
 torch.manual_seed(0)
@@ -24,18 +24,7 @@ torch_model = torch.nn.Sequential(
     torch.nn.Linear(16, 3),
 ).double()  # fmt: skip
 
-try:
-    from lfp_ref.interop import from_torch
-except ImportError:  # an lfp_ref without interop: build the same layers, copy the weights
-    model = lfp.Sequential(
-        lfp.Conv2d(1, 4, 3, padding=1), lfp.ReLU(), lfp.MaxPool2d(2),
-        lfp.Flatten(), lfp.Dense(4 * 4 * 4, 16), lfp.ReLU(), lfp.Dense(16, 3),
-    )  # fmt: skip
-    model.load_state_dict({k: v.numpy() for k, v in torch_model.state_dict().items()})
-    print("converted with load_state_dict (lfp_ref.interop.from_torch is not available)")
-else:
-    model = from_torch(torch_model)
-    print("converted with lfp_ref.interop.from_torch")
+model = from_torch(torch_model)  # same weights, same state-dict names
 
 rng = np.random.default_rng(0)
 x, y = rng.normal(size=(8, 1, 8, 8)), rng.integers(0, 3, size=8)

@@ -239,23 +239,19 @@ def resolve_rule(name, eps):
     """The ``rule`` argument of :func:`lfp_ref.engine.lfp_step` for a rule name.
 
     "epsilon" is the engine's default LFP-epsilon (``None``: the engine builds ``Epsilon(eps)``);
-    other names go to ``lfp_ref.rules.get`` when that exists (a class it returns is
-    instantiated with no arguments).
+    other names go to :func:`lfp_ref.rules.get`.
     """
     if not isinstance(name, str):
         raise ConfigError(f"rule must be a name, got {name!r}")
     key = name.strip().lower()
     if key == "epsilon":
         return None
-    get = getattr(_rules, "get", None)
-    if get is None:
-        raise ConfigError(f"unknown rule {name!r}; this version of lfp_ref knows: epsilon")
     try:
-        rule = get(key)
+        rule = _rules.get(key)
     except (KeyError, ValueError) as exc:
         # a KeyError's str() is the repr of its message; its first argument is the text
         raise ConfigError(str(exc.args[0]) if exc.args else repr(exc)) from None
-    return rule() if isinstance(rule, type) else rule
+    return rule
 
 
 # --------------------------------------------------------------------------------------------

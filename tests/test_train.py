@@ -84,24 +84,12 @@ def test_config_round_trip_and_canonical_names():
         TrainConfig.from_dict({"learning_rate": 0.1})
 
 
-def test_rule_names(monkeypatch):
+def test_rule_names():
     assert resolve_rule("epsilon", 1e-6) is None  # the engine's own Epsilon(eps)
-    monkeypatch.delattr(rules, "get", raising=False)
-    with pytest.raises(ConfigError, match="unknown rule 'zplus'; this version of lfp_ref knows"):
-        resolve_rule("zplus", 1e-6)
-
-    class ZPlus:
-        pass
-
-    def get(name):
-        if name != "zplus":
-            raise ValueError(f"unknown rule {name!r}")
-        return ZPlus
-
-    monkeypatch.setattr(rules, "get", get, raising=False)
-    assert isinstance(resolve_rule("ZPlus", 1e-6), ZPlus)
-    with pytest.raises(ConfigError, match="unknown rule 'flat'"):
-        resolve_rule("flat", 1e-6)
+    assert isinstance(resolve_rule("ZPlus", 1e-6), rules.ZPlus)
+    assert isinstance(resolve_rule("alpha2beta1", 1e-6), rules.AlphaBeta)
+    with pytest.raises(ConfigError, match="unknown rule 'nope'"):
+        resolve_rule("nope", 1e-6)
 
 
 def test_dataset_name_must_match_config():
