@@ -7,7 +7,7 @@ export NUMBA_NUM_THREADS ?= 2
 
 XSTAMP := $(VENV)/.installed-crosscheck
 
-.PHONY: setup setup-crosscheck run test test-slow crosscheck lint format bench walkthrough clean
+.PHONY: setup setup-crosscheck run test test-slow crosscheck lint format bench walkthrough figures verify clean
 
 setup: $(STAMP)
 
@@ -49,6 +49,12 @@ format: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.core
+
+verify: setup
+	$(BIN)/lfp-ref verify
+
+figures: setup
+	$(BIN)/python figures/rule_study.py
 
 walkthrough: setup
 	$(BIN)/python docs/make_walkthrough.py
