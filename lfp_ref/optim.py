@@ -34,6 +34,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from .kernels.cpu.elementwise import all_finite, sgd_update, sum_of_squares
+
 __all__ = [
     "Optimizer",
     "SGD",
@@ -100,6 +102,22 @@ def _collect_parameters(params) -> dict[str, np.ndarray]:
             )
         out[name] = array
     return out
+
+
+def _is_finite(array: np.ndarray) -> bool:
+    """Whether every entry is finite: one fused pass for C-contiguous arrays (no boolean
+    temporary), NumPy otherwise."""
+    if array.flags.c_contiguous:
+        return all_finite(array)
+    return bool(np.isfinite(array).all())
+
+
+def _squared_norm(array: np.ndarray) -> float:
+    """``sum array**2`` accumulated in float64 without a float64 copy of the array."""
+    if array.flags.c_contiguous:
+        return sum_of_squares(array)
+    flat = array.astype(np.float64).ravel()
+    return float(np.dot(flat, flat))
 
 
 def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
@@ -350,9 +368,8 @@ class Optimizer:
                     f"grad for parameter {name!r} has dtype {grad.dtype} but the parameter is "
                     f"{param.dtype}; cast it with .astype(np.{param.dtype.name})"
                 )
-            finite = np.isfinite(grad)
-            if not finite.all():
-                bad = grad.size - int(np.count_nonzero(finite))
+            if not _is_finite(grad):
+                bad = grad.size - int(np.count_nonzero(np.isfinite(grad)))
                 raise ValueError(
                     f"grad for parameter {name!r} has {bad} non-finite entries (NaN or inf) out "
                     f"of {grad.size}; the feedback overflowed or diverged upstream (try a smaller "
@@ -458,6 +475,25 @@ class SGD(Optimizer):
         return set()
 
     def _update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
+        buf = state.get("momentum_buffer") if self.momentum != 0 else None
+        contiguous = (param, grad) if buf is None else (param, grad, buf)
+        if all(a.flags.c_contiguous for a in contiguous):
+            # the same operations in the same order, fused into one pass (no temporaries)
+            first_step = self.momentum != 0 and buf is None
+            if first_step:
+                buf = state["momentum_buffer"] = np.empty_like(param)
+            sgd_update(
+                param,
+                grad,
+                buf,
+                self.lr,
+                self.momentum,
+                self.dampening,
+                self.weight_decay,
+                self.nesterov,
+                first_step,
+            )
+            return
         if self.weight_decay != 0:
             grad = grad + self.weight_decay * param  # grad.add(param, alpha=weight_decay)
         if self.momentum != 0:
@@ -684,7 +720,7 @@ def clip_grad_norm(grads, max_norm: float) -> float:
             raise ValueError(f"clip_grad_norm scales in place, but {name} is read-only")
     if not named:
         return 0.0
-    norms = np.array([np.linalg.norm(g.astype(np.float64, copy=False).ravel()) for _, g in named])
+    norms = np.array([math.sqrt(_squared_norm(g)) for _, g in named])  # float64
     total = float(np.linalg.norm(norms))
     if not math.isfinite(total):
         bad = [name for (name, _), n in zip(named, norms, strict=True) if not math.isfinite(n)]

@@ -241,6 +241,7 @@ def true_parallel_builds():
     # cache key ignores compile flags), so ``.parallel`` may run the serial code; compile real
     # parallel builds here, uncached
     names = ("_im2col", "_rows_to_nchw", "_nchw_to_rows", "_col2im")
+    names += ("_im2col_samples", "_col2im_samples")
     return {name: numba.njit(parallel=True)(getattr(K, name).py_func) for name in names}
 
 
@@ -263,11 +264,111 @@ def test_true_parallel_kernels_match_serial(rng, dtype, true_parallel_builds):
         "_rows_to_nchw": lambda f: _run(f, rows, layer.bias, out=np.full_like(z, np.nan)),
         "_nchw_to_rows": lambda f: _run(f, z, out=np.full_like(rows, np.nan)),
         "_col2im": lambda f: _run(f, dcols, *geo, out=np.full_like(x, np.nan)),
+        "_im2col_samples": lambda f: _run(
+            f, x, *geo, out=np.full((x.shape[0], layer.fan_in, z.shape[2] * z.shape[3]), np.nan)
+        ),
+        "_col2im_samples": lambda f: _run(
+            f,
+            dcols.reshape(x.shape[0], layer.fan_in, -1),
+            *geo,
+            out=np.full_like(x, np.nan),
+        ),
     }
     for name, call in calls.items():
         expected = call(getattr(K, name).serial)
         assert np.isfinite(expected).all(), name
         np.testing.assert_array_equal(call(true_parallel_builds[name]), expected, err_msg=name)
+
+
+# -- the sample-major fast path ------------------------------------------------------------------
+
+
+def im2col_samples_oracle(x, kernel_size, stride, padding, dilation, ho, wo):
+    """cols[s, (c*kh + i)*kw + j, oh*Wo + ow] = x[s, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw],
+    0 in the padding: the module docstring's formula, literally."""
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+    n_samples, n_chan, height, width = x.shape
+    cols = np.zeros((n_samples, n_chan * kh * kw, ho * wo))
+    for s, c, i, j, oh, ow in np.ndindex(n_samples, n_chan, kh, kw, ho, wo):
+        ih, iw = oh * sh - ph + i * dh, ow * sw - pw + j * dw
+        if 0 <= ih < height and 0 <= iw < width:
+            cols[s, (c * kh + i) * kw + j, oh * wo + ow] = x[s, c, ih, iw]
+    return cols
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sample_major_im2col_and_its_adjoint(rng, cfg, dtype):
+    layer, x = make_case(rng, cfg, dtype=dtype, batch=3)
+    ho, wo = layer.output_size(*x.shape[2:])
+    geo = (layer.kernel_size, layer.stride, layer.padding, layer.dilation)
+    cols = K.im2col_samples(x, *geo, np.full((3, layer.fan_in, ho * wo), np.nan, dtype))
+    np.testing.assert_array_equal(cols, im2col_samples_oracle(x, *geo, ho, wo))  # a copy: exact
+    # col2im is the adjoint: <col2im(d), x> = <d, im2col(x)> for every d and x
+    d = rng.standard_normal(cols.shape).astype(dtype)
+    back = K.col2im_samples(d, *geo, np.full_like(x, np.nan))
+    assert_close(np.vdot(back, x), np.vdot(d, cols), dtype)
+
+
+@pytest.mark.parametrize("per_chunk", [1, 2], ids=lambda n: f"{n}-sample-chunks")
+@pytest.mark.parametrize("cfg", [CONFIGS[2], CONFIGS[5], CONFIGS[9]], ids=config_id)
+def test_chunked_passes_match_the_oracle(rng, cfg, per_chunk, monkeypatch):
+    # a batch of 5 in chunks of 1 or 2 samples (2, 2, 1): the weight VJP recomputes the columns
+    # chunk by chunk
+    layer, x = make_case(rng, cfg, batch=5)
+    ho, wo = layer.output_size(*x.shape[2:])
+    monkeypatch.setattr(K, "WHOLE_BATCH_BYTES", 0)
+    monkeypatch.setattr(K, "CHUNK_BYTES", per_chunk * layer.fan_in * ho * wo * x.itemsize)
+    assert K.samples_per_chunk(5, layer.fan_in, ho * wo, x.itemsize) == per_chunk
+    z = layer.forward(x)
+    assert not layer._cols_ready  # more than one chunk
+    v = rng.standard_normal(z.shape)
+    dx, grads = layer.vjp(v)
+    ex_dx, ex_dw, ex_db = oracle.conv2d_vjp(x, layer.weight, v, **geometry(layer))
+    assert_close(z, oracle.conv2d_forward(x, layer.weight, layer.bias, **geometry(layer)))
+    assert_close(dx, ex_dx)
+    assert_close(grads["weight"], ex_dw)
+    assert_close(grads["bias"], ex_db)
+
+
+def test_samples_per_chunk_keeps_a_small_batch_whole_and_cuts_a_large_one(monkeypatch):
+    monkeypatch.setattr(K, "WHOLE_BATCH_BYTES", 1000)
+    monkeypatch.setattr(K, "CHUNK_BYTES", 100)
+    assert K.samples_per_chunk(10, 5, 5, 4) == 10  # 1000 bytes in all: one chunk
+    assert K.samples_per_chunk(11, 5, 5, 4) == 1  # 100 bytes a sample: one per chunk
+    assert K.samples_per_chunk(30, 5, 2, 4) == 2  # 40 bytes a sample, 1200 in all: 2 a chunk
+    assert K.samples_per_chunk(11, 50, 50, 8) == 1  # larger than a chunk: still one sample
+
+
+def test_vjp_without_the_input_part(rng):
+    layer, x = make_case(rng, CONFIGS[4])
+    v = rng.standard_normal(layer.forward(x).shape)
+    full_dx, full = layer.vjp(v)
+    layer.input_vjp = False
+    dx, grads = layer.vjp(v)
+    assert dx is None and full_dx is not None
+    for name in full:
+        np.testing.assert_array_equal(grads[name], full[name])
+
+
+def test_cache_builds_the_row_column_matrix_on_demand(rng):
+    # other rules read the row-layout column matrix as the cache's third entry
+    layer, x = make_case(rng, CONFIGS[3])
+    z = layer.forward(x)
+    cache = layer._cached()
+    assert cache._cols is None  # the layer's own passes never need it
+    rows = K.im2col(
+        x,
+        layer.kernel_size,
+        layer.stride,
+        layer.padding,
+        layer.dilation,
+        np.empty((x.shape[0] * z.shape[2] * z.shape[3], layer.fan_in)),
+    )
+    cached_x, cached_z, cols = cache
+    assert cached_x is x and cached_z is z and len(cache) == 3
+    np.testing.assert_array_equal(cols, rows)
+    assert cache[2] is cols and cache[-1] is cols and cache[:3][2] is cols
+    assert cache[0] is x and cache[1] is z
 
 
 def test_init_is_torch_default_and_seeded():

@@ -1,13 +1,17 @@
 """Dense and the shared elementwise kernels against the float64 oracle."""
 
+import math
+
 import numpy as np
 import pytest
-from lfp_ref.kernels.cpu import elementwise
+from lfp_ref.kernels.cpu import _jit, elementwise
+from lfp_ref.kernels.cpu.dense import dense_vjp_weight
 
 import lfp_ref as lfp
+from lfp_ref.layers import containers
 from lfp_ref.rules import Epsilon
 from tests.oracle import dense as oracle
-from tests.tolerances import assert_close
+from tests.tolerances import RTOL64, assert_close
 
 SHAPES = [(1, 1, 1), (3, 4, 5), (8, 17, 6), (16, 64, 10)]  # (B, I, O)
 
@@ -64,7 +68,7 @@ def test_stabiliser_signs_including_zero_and_negative_zero():
     np.testing.assert_array_equal(ratio, 1 / out)
 
 
-@pytest.mark.parametrize("size", [7, (1 << 15) + 3], ids=["serial", "parallel"])
+@pytest.mark.parametrize("size", [7, _jit.PARALLEL_MIN_SIZE + 3], ids=["serial", "parallel"])
 def test_elementwise_serial_and_parallel_builds_agree(rng, size):
     r, z, w = (rng.normal(size=size) for _ in range(3))
     expected = r / (z + 1e-3 * np.where(z >= 0, 1, -1))
@@ -111,3 +115,100 @@ def test_dense_rejects_wrong_input_shape():
         r"got \(32, 28, 28\); add Flatten\(\)",
     ):
         layer(np.zeros((32, 28, 28)))
+
+
+# -- the reductions the optimizers use ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_all_finite_finds_every_kind_of_non_finite_entry(rng, dtype):
+    values = rng.normal(size=1000).astype(dtype)
+    values[::7] = np.finfo(dtype).max  # huge but finite
+    values[1::7] = np.finfo(dtype).smallest_subnormal
+    assert elementwise.all_finite(values)
+    for bad in (np.nan, np.inf, -np.inf, -np.nan):
+        for where in (0, 500, 999):
+            broken = values.copy()
+            broken[where] = bad
+            assert not elementwise.all_finite(broken), (bad, where)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("size", [0, 1, 17, 100_003], ids=lambda n: f"n{n}")
+def test_sum_of_squares_accumulates_in_float64(rng, dtype, size):
+    values = (rng.normal(size=size) * 1e3).astype(dtype)
+    exact = math.fsum(float(v) ** 2 for v in values)
+    # float64 accumulation in a free order: relative error ~ n * 2**-53, far below float32's 2**-24
+    assert elementwise.sum_of_squares(values) == pytest.approx(exact, rel=RTOL64, abs=0)
+
+
+# -- skipping the input VJP of the first layer ---------------------------------------------------
+
+
+def _mlp(rng, dtype=np.float64):
+    return lfp.Sequential(
+        lfp.Flatten(), lfp.Dense(12, 7, dtype=dtype, rng=rng), lfp.ReLU(), lfp.Dense(7, 3, rng=rng)
+    )
+
+
+def test_dense_vjp_without_the_input_part(rng):
+    layer, x, reward = _case(rng, (4, 6, 3), True, np.float64)
+    layer(x)
+    full_dx, full = layer.vjp(reward)
+    layer.input_vjp = False
+    dx, grads = layer.vjp(reward)
+    assert dx is None and full_dx is not None
+    for name in full:
+        np.testing.assert_array_equal(grads[name], full[name])
+
+
+def test_input_vjp_skipped_keeps_the_feedback_and_drops_the_input_reward(rng):
+    model = _mlp(rng)
+    x = rng.normal(size=(5, 3, 4))
+    y = np.array([0, 2, 1, 1, 0])
+    full = lfp.feedback(model, x, y)
+    assert containers.entry_layer(model) is model[1]
+    with containers.input_vjp_skipped(model):
+        assert model[1].input_vjp is False and model[3].input_vjp is True
+        r = lfp.rewards.softmax_loss(model.forward(x), y)
+        reward_in, params = model.feedback(r, lambda layer: Epsilon())
+        grad_in, grads = model.backward(r)
+    assert reward_in is None and grad_in is None
+    assert sorted(params) == sorted(full.params) == sorted(grads)
+    for name, value in full.params.items():
+        np.testing.assert_array_equal(params[name], value)
+    assert model[1].input_vjp is True and "input_vjp" not in vars(model[1])  # restored
+    again = lfp.feedback(model, x, y)
+    np.testing.assert_array_equal(again.input_reward, full.input_reward)
+
+
+def test_input_vjp_skipped_restores_the_flag_after_an_error(rng):
+    model = _mlp(rng)
+    with pytest.raises(RuntimeError, match="boom"), containers.input_vjp_skipped(model):
+        raise RuntimeError("boom")
+    assert model[1].input_vjp is True
+
+
+def test_entry_layer_only_where_skipping_is_safe(rng):
+    dense = lfp.Dense(4, 4, rng=rng)
+    assert containers.entry_layer(dense) is dense
+    nested = lfp.Sequential(lfp.Sequential(lfp.ReLU(), dense), lfp.Dense(4, 2, rng=rng))
+    assert containers.entry_layer(nested) is dense
+    assert containers.entry_layer(lfp.Sequential(lfp.ReLU(), lfp.Flatten())) is None
+    residual = lfp.Sequential(lfp.Residual(lfp.Sequential(lfp.Dense(4, 4, rng=rng))), dense)
+    assert containers.entry_layer(residual) is None
+    with containers.input_vjp_skipped(residual):  # nothing to skip: everything as usual
+        residual.forward(rng.normal(size=(2, 4)))
+        reward_in, _ = residual.feedback(rng.normal(size=(2, 4)), lambda layer: Epsilon())
+    assert reward_in is not None
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_weight_vjp_of_a_single_sample_is_the_outer_product(rng, dtype):
+    # batch 1 takes a broadcast multiply instead of the GEMM: the same products, bit for bit
+    x = rng.normal(size=(1, 9)).astype(dtype)
+    rho = rng.normal(size=(1, 4)).astype(dtype)
+    out = dense_vjp_weight(x, rho, np.full((4, 9), np.nan, dtype))
+    np.testing.assert_array_equal(out, rho[0][:, None] * x[0][None, :])
+    two = dense_vjp_weight(np.vstack([x, x]), np.vstack([rho, 0 * rho]), np.empty((4, 9), dtype))
+    assert_close(out, two, dtype)

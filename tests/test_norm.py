@@ -475,3 +475,17 @@ def test_non_contiguous_input_is_handled(rng):
     assert_close(z, oracle.bn_forward(x, layer.weight, layer.bias, layer.eps)[0])
     v = rng.normal(size=x.shape)
     assert_close(layer.vjp(v)[0], oracle.bn_vjp(x, v, layer.weight, layer.eps)[0])
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+def test_vjp_without_the_input_part(rng, training):
+    layer = make_layer(rng, BatchNorm2d, (6, 3, 4, 4), training=training)
+    x = make_input(rng, (6, 3, 4, 4))
+    v = rng.standard_normal(layer.forward(x).shape)
+    full_dx, full = layer.vjp(v)
+    layer.input_vjp = False
+    dx, grads = layer.vjp(v)
+    assert dx is None and full_dx is not None
+    assert sorted(grads) == ["bias", "weight"]
+    for name in full:
+        np.testing.assert_array_equal(grads[name], full[name])

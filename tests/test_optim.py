@@ -264,6 +264,69 @@ def test_sgd_float32(rng, config):
         assert all(v.dtype == np.float32 for v in state.values())
 
 
+def numpy_sgd_update(param, grad, state, lr, momentum, dampening, nesterov, weight_decay):
+    """torch's SGD in NumPy's array arithmetic, one operation at a time (the unfused update
+    that the fused kernel must reproduce bit for bit)."""
+    if weight_decay != 0:
+        grad = grad + weight_decay * param
+    if momentum != 0:
+        if "buf" not in state:
+            state["buf"] = grad.copy()
+        else:
+            state["buf"] *= momentum
+            state["buf"] += (1 - dampening) * grad
+        grad = grad + momentum * state["buf"] if nesterov else state["buf"]
+    param += (-lr) * grad
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("config", SGD_CONFIGS.values(), ids=SGD_CONFIGS.keys())
+def test_sgd_fused_update_is_bitwise_the_numpy_update(rng, config, dtype):
+    # the fused one-pass kernel rounds every operation as NumPy does (weak scalars cast to the
+    # parameter's dtype, no fused multiply-add), so the trajectories are identical
+    model = TinyModel(rng, dtype=dtype)
+    initial = model.snapshot()
+    reference = model.snapshot()
+    states = {name: {} for name in reference}
+    opt = SGD(model, **config)
+    settings = sgd_defaults(config)
+    for grads in make_grads(rng, model, skip=False):
+        grads = {name: g.astype(dtype) for name, g in grads.items()}
+        opt.step(grads)
+        for name, g in grads.items():
+            numpy_sgd_update(reference[name], g, states[name], **settings)
+        for name, p in model.named_parameters():
+            np.testing.assert_array_equal(p, reference[name], err_msg=name)
+    assert_moved([model.snapshot()], initial)
+
+
+def test_sgd_non_contiguous_gradients_take_the_numpy_path(rng):
+    # a transposed view cannot be flattened in place: the unfused update handles it, same result
+    model = TinyModel(rng)
+    twin = TinyModel(rng)
+    for (_, p), (_, q) in zip(model.named_parameters(), twin.named_parameters()):
+        q[...] = p
+    opt, opt_twin = SGD(model, lr=0.1, momentum=0.9), SGD(twin, lr=0.1, momentum=0.9)
+    for _ in range(3):
+        g = rng.standard_normal((3, 4)).T  # (4, 3), F-ordered
+        opt.step({"0.weight": g})
+        opt_twin.step({"0.weight": np.ascontiguousarray(g)})
+    np.testing.assert_array_equal(model.w0, twin.w0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+def test_sgd_rejects_non_finite_gradients_of_either_dtype(rng, dtype, bad):
+    model = TinyModel(rng, dtype=dtype)
+    before = model.snapshot()
+    grads = {name: np.ones_like(p) for name, p in model.named_parameters()}
+    grads["2.weight"][1, 3] = bad
+    with pytest.raises(ValueError, match=r"'2.weight' has 1 non-finite entries"):
+        SGD(model, lr=0.1).step(grads)
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(p, before[name])
+
+
 # --------------------------------------------------------------------------------------------
 # Adam / AdamW
 # --------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ CONFIGS = [
     (2, 10, 7, 5, 3, 2),
     (2, 5, 5, 5, None, 0),
     (1, 7, 8, 3, (1, 3), 0),
+    (2, 7, 5, 2, 2, 0),  # the 2x2 fast path with an odd last row and column left uncovered
 ]
 
 
@@ -178,6 +179,21 @@ def test_maxpool_routes_exactly_the_total(rng, cfg):
         np.testing.assert_array_equal(np.sort(reward_in[reward_in != 0]), np.sort(reward.ravel()))
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_maxpool_2x2_fast_path_matches_the_general_kernel_with_nans_and_ties(rng, dtype):
+    # the 2x2/stride 2 kernel must keep the general scan's rules: first maximum on ties, NaN
+    # wins (the last NaN of the window, as torch's CPU kernel)
+    x = rng.integers(-1, 2, size=(3, 2, 8, 7)).astype(dtype)
+    x[rng.random(x.shape) < 0.1] = np.nan
+    fast = (np.empty((3, 2, 4, 3), dtype), np.empty((3, 2, 4, 3), np.int64))
+    general = (np.empty_like(fast[0]), np.empty_like(fast[1]))
+    K._maxpool2d_forward_2x2.serial(x, *fast)
+    K._maxpool2d_forward.serial(x, 2, 2, 2, 2, 0, 0, *general)
+    assert np.isnan(general[0]).any() and (general[0] == 1).any()
+    np.testing.assert_array_equal(fast[0], general[0])
+    np.testing.assert_array_equal(fast[1], general[1])
+
+
 def test_maxpool_is_not_a_linear_layer():
     layer = MaxPool2d((2, 3), stride=(1, 2))
     assert not isinstance(layer, LinearLayer)
@@ -243,7 +259,8 @@ def true_parallel_builds():
     # as in test_conv: compile real parallel builds, uncached, since _jit's ``.parallel`` may be
     # served the serial build's numba disk-cache entry
     names = ("_avgpool2d_forward", "_avgpool2d_vjp", "_maxpool2d_forward", "_route_to_argmax")
-    return {name: numba.njit(parallel=True)(getattr(K, name).py_func) for name in names}
+    names_2x2 = ("_avgpool2d_forward_2x2", "_avgpool2d_vjp_2x2", "_maxpool2d_forward_2x2")
+    return {name: numba.njit(parallel=True)(getattr(K, name).py_func) for name in names + names_2x2}
 
 
 def _run(kernel_fn, *args, out):
@@ -270,6 +287,13 @@ def test_true_parallel_kernels_match_serial(rng, dtype, true_parallel_builds):
         ),
         "_route_to_argmax": lambda f: _run(f, v, layer.argmax, out=(new(x.shape),)),
     }
+    x2 = rng.standard_normal((7, 3, 9, 8)).astype(dtype)
+    v2 = rng.standard_normal((7, 3, 4, 4)).astype(dtype)
+    calls["_avgpool2d_forward_2x2"] = lambda f: _run(f, x2, out=(new(v2.shape),))
+    calls["_avgpool2d_vjp_2x2"] = lambda f: _run(f, v2, out=(new(x2.shape),))
+    calls["_maxpool2d_forward_2x2"] = lambda f: _run(
+        f, x2, out=(new(v2.shape), new(v2.shape, np.int64))
+    )
     for name, call in calls.items():
         expected = call(getattr(K, name).serial)
         actual = call(true_parallel_builds[name])

@@ -13,8 +13,12 @@ from numba import njit
 
 FASTMATH = os.environ.get("LFP_REF_FASTMATH", "0") == "1"
 
-# Below this many elements, a parallel region costs more to start than it saves.
-PARALLEL_MIN_SIZE = 1 << 15
+# Below this many elements a parallel region costs more than it saves. numba's workqueue pool
+# (below) takes ~50-80 us to start a region, a serial pass over 2**17 float32 costs ~20 us, and
+# the memory-bound kernels gain little from a second core (measured on 2 cores, float32: the
+# stabiliser over 2**17 elements 19 us serial / 95 us parallel, 2**20: 190 / 160 us, 2**22:
+# 1.8 / 0.9 ms).
+PARALLEL_MIN_SIZE = 1 << 20
 
 # OpenMP worker threads spin while idle and steal the cores from OpenBLAS, which runs the GEMMs
 # between our parallel loops (measured: an MLP LFP step 24 ms with "omp", 4 ms with
@@ -39,13 +43,26 @@ def _renamed(fn, suffix):
     return copy
 
 
-def kernel(fn):
+# The one exception to "fastmath off": a reduction whose order of terms its contract leaves open
+# (a sum of squares for a norm) may be reassociated, which lets LLVM vectorise it (measured 3x
+# on a float32 sum of squares accumulated in float64). Only the "reassoc" flag: no assumptions
+# about signs, zeros, NaN or inf.
+_REASSOCIATE = {"reassoc"}
+
+
+def kernel(fn=None, *, reassociate=False):
     """Compile ``fn`` once serially and once with ``parallel=True`` (``prange`` is a plain
     ``range`` in the serial build). Returns the serial build; ``.parallel`` is the other one and
-    ``.pick(size)`` chooses by problem size."""
-    flags = "_fastmath" if FASTMATH else ""
-    serial = njit(**_OPTIONS)(_renamed(fn, "__serial" + flags))
-    parallel = njit(parallel=True, **_OPTIONS)(_renamed(fn, "__parallel" + flags))
+    ``.pick(size)`` chooses by problem size. ``@kernel(reassociate=True)`` lets the compiler
+    reorder floating-point sums (for reductions whose contract does not fix the order only)."""
+    if fn is None:
+        return lambda f: kernel(f, reassociate=reassociate)
+    flags = "_fastmath" if FASTMATH else ("_reassoc" if reassociate else "")
+    options = dict(_OPTIONS)
+    if reassociate and not FASTMATH:
+        options["fastmath"] = _REASSOCIATE
+    serial = njit(**options)(_renamed(fn, "__serial" + flags))
+    parallel = njit(parallel=True, **options)(_renamed(fn, "__parallel" + flags))
 
     def pick(size):
         return parallel if size >= PARALLEL_MIN_SIZE else serial

@@ -21,6 +21,11 @@ def dense_vjp_input(rho, weight, out):
 
 def dense_vjp_weight(x, rho, out):
     """``out = rho^T x``: the VJP w.r.t. W, summed over the batch; out (O, I)."""
+    if x.shape[0] == 1:
+        # one sample: an outer product. NumPy's matmul does not hand the (O, 1) @ (1, I) case to
+        # BLAS and took 15x longer (0.22 ms for 256 x 784) than this broadcast multiply, which
+        # computes the same single products.
+        return np.multiply(rho.reshape(-1, 1), x.reshape(1, -1), out=out)
     return np.matmul(rho.T, x, out=out)  # (O, I)
 
 

@@ -3,6 +3,7 @@
 Arrays come in flat (1-D, C-contiguous) with a preallocated ``out``; ``out`` may alias an input.
 """
 
+import numpy as np
 from numba import prange
 
 from ._jit import kernel
@@ -65,3 +66,88 @@ def multiply(a, b, out):
     """``out = a * b``, elementwise."""
     _multiply.pick(a.size)(_flat(a), _flat(b), _flat(out))
     return out
+
+
+# -- reductions and fused updates for the optimizers ------------------------------------------
+
+
+@kernel(reassociate=True)
+def _sum_of_squares(values):
+    # sum v^2 in float64; the only reassociated kernel (see _jit): the order of the terms is free
+    total = 0.0
+    for i in range(values.size):
+        v = np.float64(values[i])
+        total += v * v
+    return total
+
+
+@kernel
+def _max_exponent_bits(bits, exponent_mask):
+    # max over i of (bits[i] & mask): equals the mask iff some entry is inf or NaN (all exponent
+    # bits set). An integer max reduction, which LLVM vectorises.
+    largest = exponent_mask - exponent_mask  # a zero of the bits' type
+    for i in range(bits.size):
+        largest = max(largest, bits[i] & exponent_mask)
+    return largest
+
+
+@kernel
+def _sgd_update(param, grad, buf, lr, momentum, dampening_factor, weight_decay, nesterov, mode):
+    # torch's SGD for one parameter, in the parameter's dtype and in numpy's order of operations
+    # (see lfp_ref.optim.SGD): mode 0 no momentum, 1 first momentum step (buf = g), 2 later steps
+    for i in prange(param.size):
+        g = grad[i]
+        if weight_decay != 0:
+            g = g + weight_decay * param[i]
+        if mode == 1:
+            buf[i] = g
+        elif mode == 2:
+            buf[i] = buf[i] * momentum + dampening_factor * g
+        if mode != 0:
+            g = g + momentum * buf[i] if nesterov else buf[i]
+        param[i] = param[i] + lr * g
+
+
+_EXPONENT_MASKS = {
+    np.dtype(np.float32): (np.uint32, np.uint32(0x7F800000)),
+    np.dtype(np.float64): (np.uint64, np.uint64(0x7FF0000000000000)),
+}
+
+
+def sum_of_squares(values):
+    """``sum_i values_i**2`` accumulated in float64 (float32 input is widened element by element,
+    never copied)."""
+    return float(_sum_of_squares(_flat(values)))
+
+
+def all_finite(values):
+    """Whether every entry of a float32/float64 array is finite, in one pass without a
+    temporary (``np.isfinite(values).all()`` allocates a boolean array)."""
+    bit_type, mask = _EXPONENT_MASKS[values.dtype]
+    return _max_exponent_bits(_flat(values).view(bit_type), mask) != mask
+
+
+def sgd_update(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first_step):
+    """One fused pass of torch's SGD update for one parameter, in place (``buf`` None without
+    momentum); scalars are rounded to the parameter's dtype as NumPy's weak scalars are::
+
+        g   = g + weight_decay * p                        (if weight_decay != 0)
+        buf = g  (first_step)   or   buf = momentum * buf + (1 - dampening) * g
+        g   = g + momentum * buf  (nesterov)   or   g = buf          (if momentum != 0)
+        p   = p + (-lr) * g
+    """
+    kind = param.dtype.type
+    mode = 0 if momentum == 0 else (1 if first_step else 2)
+    buf = param[:0].reshape(-1) if buf is None else _flat(buf)
+    _sgd_update.pick(param.size)(
+        _flat(param),
+        _flat(grad),
+        buf,
+        kind(-lr),
+        kind(momentum),
+        kind(1 - dampening),
+        kind(weight_decay),
+        bool(nesterov),
+        mode,
+    )
+    return param

@@ -1,6 +1,8 @@
 """Containers: Sequential and the residual block. Names follow torch (children "0", "1", ...;
 ``Residual`` has children "branch" and, if given, "shortcut")."""
 
+from contextlib import contextmanager
+
 from .base import Layer
 
 
@@ -25,6 +27,8 @@ class Sequential(Layer):
     def feedback(self, reward, rule_for):
         params = {}
         for name, layer in reversed(self.children()):
+            if reward is None:  # the layers below have no parameters: see input_vjp_skipped
+                break
             reward, own = layer.feedback(reward, rule_for)
             params.update({f"{name}.{k}": v for k, v in own.items()})
         return reward, params
@@ -32,6 +36,8 @@ class Sequential(Layer):
     def backward(self, grad):
         params = {}
         for name, layer in reversed(self.children()):
+            if grad is None:
+                break
             grad, own = layer.backward(grad)
             params.update({f"{name}.{k}": v for k, v in own.items()})
         return grad, params
@@ -106,3 +112,38 @@ class Residual(Layer):
 
     def __repr__(self):
         return f"Residual(branch={self.branch!r}, shortcut={self.shortcut!r})"
+
+
+def entry_layer(model):
+    """The layer that computes the reward (or gradient) at ``model``'s input for nothing but the
+    input itself: the first layer with parameters when only parameter-free layers (Flatten,
+    activations, pools, Dropout) precede it, descending into nested Sequentials. None when that
+    layer cannot skip its input VJP (a Residual, a layer without ``input_vjp``)."""
+    while isinstance(model, Sequential):
+        weighted = [layer for layer in model.layers if any(True for _ in layer.named_parameters())]
+        if not weighted:
+            return None
+        model = weighted[0]
+    return model if hasattr(type(model), "input_vjp") else None
+
+
+@contextmanager
+def input_vjp_skipped(model, skip=True):
+    """Inside the block, ``model.feedback`` and ``model.backward`` do not compute the reward or
+    gradient at the model's input and return None for it. Training needs only the parameters'
+    feedback, and the input VJP of the first layer is a full GEMM (a transposed convolution)
+    spent on nothing. The parameters' feedback and gradients are unchanged.
+
+    The :func:`entry_layer` gets ``input_vjp = False`` for the block (restored afterwards); the
+    parameter-free layers before it are not visited. With ``skip=False``, or when no layer can
+    skip, the block runs as usual.
+    """
+    layer = entry_layer(model) if skip else None
+    if layer is None:
+        yield model
+        return
+    layer.input_vjp = False
+    try:
+        yield model
+    finally:
+        del layer.input_vjp  # back to the class default

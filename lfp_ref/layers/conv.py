@@ -9,14 +9,66 @@ from :meth:`Conv2d.vjp`.
 import numpy as np
 
 from ..kernels.cpu.conv import (
-    conv2d_forward,
+    conv2d_forward_samples,
     conv2d_output_size,
     conv2d_vjp_bias,
-    conv2d_vjp_input,
-    conv2d_vjp_weight,
-    nchw_to_rows,
+    conv2d_vjp_samples,
+    im2col,
+    samples_per_chunk,
 )
 from .base import LinearLayer, as_rng, check_dtype, init_uniform
+
+
+class Scratch:
+    """Arrays a layer reuses from call to call, by name, for its INTERNAL temporaries only
+    (column matrices, their gradients): nothing it hands out, so a later call cannot overwrite
+    an array a caller still holds. An array is reallocated when the shape or dtype changes."""
+
+    def __init__(self):
+        self._arrays = {}
+
+    def get(self, name, shape, dtype):
+        array = self._arrays.get(name)
+        if array is None or array.shape != shape or array.dtype != dtype:
+            array = self._arrays[name] = np.empty(shape, dtype)
+        return array
+
+    def clear(self):
+        self._arrays.clear()
+
+
+class ConvCache(tuple):
+    """Conv2d's forward cache ``(x, z, cols)``: ``cols`` is the row-layout column matrix
+    (B*Ho*Wo, C*kh*kw) of :func:`lfp_ref.kernels.cpu.conv.im2col`, which other rules read. The
+    layer's own passes do not need it, so it is built on first access (indexing, slicing or
+    unpacking) and kept."""
+
+    def __new__(cls, layer, x, z):
+        cache = super().__new__(cls, (x, z, None))
+        cache._layer = layer
+        cache._cols = None
+        return cache
+
+    def _columns(self):
+        if self._cols is None:
+            x, z, layer = tuple.__getitem__(self, 0), tuple.__getitem__(self, 1), self._layer
+            cols = np.empty((x.shape[0] * z.shape[2] * z.shape[3], layer.fan_in), x.dtype)
+            self._cols = im2col(
+                x, layer.kernel_size, layer.stride, layer.padding, layer.dilation, cols
+            )
+        return self._cols
+
+    def __getitem__(self, index):
+        return (
+            (*self,)[index]
+            if isinstance(index, slice)
+            else (self._columns() if index in (2, -1) else tuple.__getitem__(self, index))
+        )
+
+    def __iter__(self):
+        yield tuple.__getitem__(self, 0)
+        yield tuple.__getitem__(self, 1)
+        yield self._columns()
 
 
 def as_pair(value, name, owner, minimum):
@@ -65,6 +117,9 @@ class Conv2d(LinearLayer):
     """
 
     param_names = ("weight", "bias")
+    #: False: ``vjp`` skips the VJP w.r.t. the input (the transposed convolution) and returns
+    #: None for it (set by :func:`lfp_ref.layers.containers.input_vjp_skipped`)
+    input_vjp = True
 
     def __init__(
         self,
@@ -92,6 +147,8 @@ class Conv2d(LinearLayer):
         self.weight = np.zeros((self.out_channels, self.in_channels, *self.kernel_size), dtype)
         self.bias = np.zeros(self.out_channels, dtype=dtype) if bias else None
         self._init_parameters(as_rng(rng))
+        self._scratch = Scratch()
+        self._cols_ready = False
 
     @property
     def fan_in(self):
@@ -129,39 +186,52 @@ class Conv2d(LinearLayer):
     def forward(self, x):
         ho, wo = self._check_input(x)
         x = np.ascontiguousarray(x)
-        n_rows = x.shape[0] * ho * wo
-        cols = np.empty((n_rows, self.fan_in), x.dtype)  # (B*Ho*Wo, C*kh*kw)
-        z_rows = np.empty((n_rows, self.out_channels), x.dtype)  # (B*Ho*Wo, O)
-        z = np.empty((x.shape[0], self.out_channels, ho, wo), x.dtype)  # (B, O, Ho, Wo)
-        conv2d_forward(
-            x, self.weight, self.bias, self.stride, self.padding, self.dilation, cols, z_rows, z
+        batch = x.shape[0]
+        chunk = samples_per_chunk(batch, self.fan_in, ho * wo, x.dtype.itemsize)
+        cols = self._scratch.get("cols", (chunk, self.fan_in, ho * wo), x.dtype)
+        z = np.empty((batch, self.out_channels, ho, wo), x.dtype)  # (B, O, Ho, Wo)
+        conv2d_forward_samples(
+            x, self.weight, self.bias, self.stride, self.padding, self.dilation, cols, z
         )
-        # the column matrix is kept for the weight VJP
-        self._cache = (x, z, cols)
+        # one chunk held the whole batch: its column matrices serve the weight VJP as they are
+        self._cols_ready = chunk == batch
+        self._cache = ConvCache(self, x, z)
         return z
 
     def vjp(self, v):
         """``(VJP_x(v), {"weight": VJP_W(v), "bias": sum_{B,H,W} v})`` at the cached input; v has
-        the output's shape (B, O, Ho, Wo)."""
-        x, z, cols = self._cached()
+        the output's shape (B, O, Ho, Wo). ``VJP_x`` is None when ``input_vjp`` is False."""
+        cache = self._cached()
+        x, z = tuple.__getitem__(cache, 0), tuple.__getitem__(cache, 1)
         if v.shape != z.shape:
             raise ValueError(
                 f"{self!r}: vjp expects v of the output's shape {z.shape}, got {v.shape}"
             )
         v = np.ascontiguousarray(v, dtype=z.dtype)
-        v_rows = nchw_to_rows(v, np.empty((cols.shape[0], self.out_channels), z.dtype))
-        grads = {"weight": conv2d_vjp_weight(cols, v_rows, np.empty_like(self.weight))}
-        if self.bias is not None:
-            grads["bias"] = conv2d_vjp_bias(v, np.empty_like(self.bias))
-        dx = conv2d_vjp_input(
-            v_rows,
+        n_pos = z.shape[2] * z.shape[3]
+        chunk = samples_per_chunk(x.shape[0], self.fan_in, n_pos, x.dtype.itemsize)
+        cols = self._scratch.get("cols", (chunk, self.fan_in, n_pos), z.dtype)
+        dcols = self._scratch.get("dcols", cols.shape, z.dtype) if self.input_vjp else None
+        partial = self._scratch.get("partial", (chunk, self.fan_in, self.out_channels), z.dtype)
+        dweight = np.empty_like(self.weight)
+        dx = np.empty_like(x) if self.input_vjp else None
+        conv2d_vjp_samples(
+            x,
             self.weight,
+            v,
             self.stride,
             self.padding,
             self.dilation,
-            np.empty_like(cols),
-            np.empty_like(x),
+            cols,
+            dcols,
+            partial,
+            dweight,
+            dx,
+            cols_ready=self._cols_ready,
         )
+        grads = {"weight": dweight}
+        if self.bias is not None:
+            grads["bias"] = conv2d_vjp_bias(v, np.empty_like(self.bias))
         return dx, grads
 
     def extra_repr(self):

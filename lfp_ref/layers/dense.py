@@ -10,6 +10,9 @@ class Dense(LinearLayer):
     """Fully connected layer, ``z = x W^T + b``; x (B, in_features) -> z (B, out_features)."""
 
     param_names = ("weight", "bias")
+    #: False: ``vjp`` skips the VJP w.r.t. the input and returns None for it (set by
+    #: :func:`lfp_ref.layers.containers.input_vjp_skipped` on a network's first layer)
+    input_vjp = True
 
     def __init__(self, in_features, out_features, bias=True, *, dtype=np.float64, rng=None):
         super().__init__()
@@ -39,10 +42,14 @@ class Dense(LinearLayer):
         return z
 
     def vjp(self, v):
+        """``(v W, {"weight": v^T x, "bias": sum_B v})``; the first entry is None when
+        ``input_vjp`` is False."""
         x = self.cached_input
         grads = {"weight": dense_vjp_weight(x, v, np.empty_like(self.weight))}
         if self.bias is not None:
             grads["bias"] = bias_vjp(v, np.empty_like(self.bias))
+        if not self.input_vjp:
+            return None, grads
         return dense_vjp_input(v, self.weight, np.empty_like(x)), grads
 
     def extra_repr(self):

@@ -35,6 +35,9 @@ class _BatchNorm(LinearLayer):
 
     param_names = ("weight", "bias")
     buffer_names = ("running_mean", "running_var", "num_batches_tracked")
+    #: False: ``vjp`` returns None for ``J^T v`` (see
+    #: :func:`lfp_ref.layers.containers.input_vjp_skipped`)
+    input_vjp = True
 
     def __init__(
         self,
@@ -170,7 +173,6 @@ class _BatchNorm(LinearLayer):
         n = v3.shape[0] * v3.shape[2]
         gamma = self.weight.astype(np.float64) if self.affine else np.ones(channels)
         scale = gamma * inv_std  # (C,) float64
-        out = np.empty_like(x)
         grads = {}
         if batch_stats or self.affine:
             sum_v, sum_v_xhat = channel_vjp_sums(
@@ -179,6 +181,9 @@ class _BatchNorm(LinearLayer):
             if self.affine:
                 grads["weight"] = sum_v_xhat.astype(self.weight.dtype)
                 grads["bias"] = sum_v.astype(self.bias.dtype)
+        if not self.input_vjp:
+            return None, grads
+        out = np.empty_like(x)
         if batch_stats:
             vjp_input_train(
                 v3, x3, mean, inv_std, scale, sum_v / n, sum_v_xhat / n, out.reshape(v3.shape)
