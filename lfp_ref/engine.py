@@ -17,6 +17,7 @@ from . import losses as _losses
 from . import rewards as _rewards
 from . import rules as _rules
 from ._checks import check_array
+from .layers.containers import input_vjp_skipped
 from .rules import DEFAULT_EPS, Epsilon
 
 BATCH_REDUCTIONS = ("sum", "mean")
@@ -113,6 +114,7 @@ def feedback(
     batch_reduction="sum",
     rule=None,
     composite=None,
+    input_reward=True,
 ):
     """Run LFP: forward, reward at the output, feedback back through every layer.
 
@@ -132,6 +134,9 @@ def feedback(
         :func:`rule_resolver`.
     composite : instead of ``rule``, a per-layer assignment: a
         :class:`lfp_ref.composites.Composite` or a zennit composite name (``"EpsilonPlus"``, ...).
+    input_reward : False skips the reward at the input (``Feedback.input_reward`` is None):
+        training needs only the parameters' feedback, and the first layer's input VJP is a full
+        GEMM (a transposed convolution) spent on nothing. Parameter feedback is unchanged.
 
     Returns
     -------
@@ -152,22 +157,25 @@ def feedback(
     else:
         r = _rewards.get(reward)(logits, y)
     r = check_array(np.asarray(r, dtype=logits.dtype), "reward")
-    input_reward, params = model.feedback(r, rule_resolver(rule, eps, composite, model))
+    with input_vjp_skipped(model, skip=not input_reward):
+        reward_in, params = model.feedback(r, rule_resolver(rule, eps, composite, model))
     if batch_reduction == "mean":
         for value in params.values():
             value /= x.shape[0]
-    return Feedback(_ordered(model, params), input_reward, logits, r)
+    return Feedback(_ordered(model, params), reward_in, logits, r)
 
 
-def gradients(model, x, y, loss="cross_entropy", reduction="mean"):
+def gradients(model, x, y, loss="cross_entropy", reduction="mean", input_grad=True):
     """Backprop: ``dL/dtheta`` for every parameter, with ``loss`` one of
-    ``lfp_ref.losses.LOSSES`` (or a callable ``(logits, y, reduction) -> (loss, dL/dlogits)``)."""
+    ``lfp_ref.losses.LOSSES`` (or a callable ``(logits, y, reduction) -> (loss, dL/dlogits)``).
+    ``input_grad=False`` skips ``dL/dx`` (``Gradients.input_grad`` is None)."""
     if reduction not in _losses.REDUCTIONS:
         raise ValueError(f"reduction must be one of {_losses.REDUCTIONS}, got {reduction!r}")
     x, logits = forward(model, x)
     value, grad = _losses.get(loss)(logits, y, reduction=reduction)
-    input_grad, params = model.backward(np.ascontiguousarray(grad, dtype=logits.dtype))
-    return Gradients(_ordered(model, params), input_grad, logits, value)
+    with input_vjp_skipped(model, skip=not input_grad):
+        grad_in, params = model.backward(np.ascontiguousarray(grad, dtype=logits.dtype))
+    return Gradients(_ordered(model, params), grad_in, logits, value)
 
 
 def feedback_to_gradient(params):
@@ -207,6 +215,7 @@ def lfp_step(
         batch_reduction=batch_reduction,
         rule=rule,
         composite=composite,
+        input_reward=False,
     )
     _apply(optimizer, feedback_to_gradient(fb.params), clip_norm)
     return fb
@@ -215,6 +224,6 @@ def lfp_step(
 def gd_step(model, optimizer, x, y, loss="cross_entropy", reduction="mean", clip_norm=None):
     """One gradient-descent step with the same layers and optimizer. Returns the
     :class:`Gradients`."""
-    g = gradients(model, x, y, loss=loss, reduction=reduction)
+    g = gradients(model, x, y, loss=loss, reduction=reduction, input_grad=False)
     _apply(optimizer, g.params, clip_norm)
     return g

@@ -108,6 +108,24 @@ def test_lfp_step_ascends_feedback_and_gd_step_descends_gradient(rng, data):
         assert_close(param, before[name] - 0.1 * g.params[name])
 
 
+@pytest.mark.parametrize("build", [mlp, residual_mlp], ids=["mlp", "residual"])
+def test_skipping_the_input_reward_keeps_every_parameter_feedback(rng, data, build):
+    model = build(rng)
+    x, y = data
+    full = lfp.feedback(model, x, y)
+    lean = lfp.feedback(model, x, y, input_reward=False)
+    assert lean.input_reward is None
+    for name in full.params:
+        np.testing.assert_array_equal(lean.params[name], full.params[name])
+    g_full = lfp.gradients(model, x, y)
+    g_lean = lfp.gradients(model, x, y, input_grad=False)
+    assert g_lean.input_grad is None
+    for name in g_full.params:
+        np.testing.assert_array_equal(g_lean.params[name], g_full.params[name])
+    # the flag is restored: the next full pass computes the input reward again
+    np.testing.assert_array_equal(lfp.feedback(model, x, y).input_reward, full.input_reward)
+
+
 def test_small_lfp_steps_decrease_summed_cross_entropy(rng, data):
     """Descent: with P = diag(|theta|), a small LFP-SGD step is preconditioned GD."""
     from lfp_ref.optim import SGD
