@@ -1,0 +1,775 @@
+"""The benchmark suite: lfp_ref's LFP and GD steps against lfprop and torch, the GEMM roofline,
+first-call compile time, a scaling sweep and a profile breakdown.
+
+    python -m benchmarks.run            # the full suite, ~15 minutes on 2 cores
+    python -m benchmarks.run --quick    # fewer steps, a short sweep: a smoke test, ~3 minutes
+
+Every configuration runs in its own process (``--worker``), with the thread counts fixed before
+numpy, numba and torch load. Inside a process the contenders are interleaved: rounds of a few
+steps of each in turn, the first step of each block dropped (it pays for the switch: the other
+runtime's idle threads), so that drift of the machine hits all of them alike. Times are medians
+over at least ``--repeats`` steps after warm-up. Results: a table on stdout, benchmarks/RESULTS.md
+(machine, versions, command, date; a hand-written ``## Notes`` section there is kept) and
+benchmarks/scaling.png.
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "RESULTS.md"
+SCALING_PNG = HERE / "scaling.png"
+
+MODEL_ORDER = ("mlp-1000", "mlp-256", "lenet-5", "lenet-paper", "vgg-small")
+#: SGD as in the paper's experiments: momentum 0.9, global-norm clipping at 3.0
+LR, MOMENTUM, CLIP = 1e-3, 0.9, 3.0
+#: targets of issue 5 (float32, ratios measured in the same run); the paper LeNet has no lfprop
+#: target (its ratio is reported), only the LFP / GD one
+LFPROP_TARGET = {"mlp-1000": 0.5, "mlp-256": 0.5, "lenet-5": 0.5, "vgg-small": 0.7}
+GD_TARGET = 1.15
+ROOFLINE_TARGET = ("mlp-1000", 0.75)
+SWEEP_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+SWEEP_WIDTHS = (64, 128, 256, 512, 1000, 2000)
+
+
+# ------------------------------------------------------------------------------------------
+# workers: one configuration each, in a fresh process; print one JSON object
+# ------------------------------------------------------------------------------------------
+
+
+#: pause before each block of steps: the previous contender's idle worker threads stop
+#: spinning (OpenBLAS's spin for ~0.1 s after a call; measured: without the pause, lfprop's
+#: MLP-256 step interleaved with lfp_ref's took 7.0 ms, alone 2.95 ms, with the pause 3.0 ms)
+SETTLE_SECONDS = 0.25
+
+
+def _interleaved(contenders, repeats, block=4, warmup=3):
+    """Median and spread of seconds per call of each contender, interleaved in blocks of
+    ``block`` calls (the first of each block, which pays for the switch, is not counted), after
+    ``warmup`` calls each."""
+    for fn in contenders.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in contenders}
+    names = list(contenders)
+    rounds = math.ceil(repeats / (block - 1))
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate who goes first
+            fn = contenders[name]
+            if len(contenders) > 1:
+                time.sleep(SETTLE_SECONDS)
+            for k in range(block):
+                start = time.perf_counter()
+                fn()
+                if k:
+                    times[name].append(time.perf_counter() - start)
+    return {
+        name: {
+            "median": float(np.median(t)),
+            "q25": float(np.percentile(t, 25)),
+            "q75": float(np.percentile(t, 75)),
+            "n": len(t),
+        }
+        for name, t in times.items()
+    }
+
+
+def worker_gemm(config):
+    """The machine's GEMM rate through numpy: square products, best and median of repeats."""
+    out = {}
+    for dtype in ("float32", "float64"):
+        n = config["size"]
+        rng = np.random.default_rng(0)
+        a = rng.random((n, n)).astype(dtype)
+        b = rng.random((n, n)).astype(dtype)
+        c = np.empty((n, n), dtype)
+        np.matmul(a, b, out=c)
+        times = []
+        for _ in range(config["repeats"]):
+            start = time.perf_counter()
+            np.matmul(a, b, out=c)
+            times.append(time.perf_counter() - start)
+        flops = 2.0 * n**3
+        out[dtype] = {"best": flops / min(times), "median": flops / float(np.median(times))}
+    return out
+
+
+def worker_steps(config):
+    """LFP step, GD step and forward of lfp_ref, and (float32) of the peers, interleaved."""
+    from benchmarks import models
+    from lfp_ref import engine, optim
+
+    name, dtype = config["model"], np.dtype(config["dtype"])
+    x, y = models.batch(name, dtype=dtype)
+    lfp_model, gd_model, fwd_model = (models.build(name, dtype) for _ in range(3))
+    lfp_opt = optim.SGD(lfp_model, lr=LR, momentum=MOMENTUM)
+    gd_opt = optim.SGD(gd_model, lr=LR, momentum=MOMENTUM)
+    contenders = {
+        "lfp_ref LFP": lambda: engine.lfp_step(lfp_model, lfp_opt, x, y, clip_norm=CLIP),
+        "lfp_ref GD": lambda: engine.gd_step(gd_model, gd_opt, x, y, clip_norm=CLIP),
+        "lfp_ref forward": lambda: engine.forward(fwd_model, x),
+    }
+    result = {
+        "flops": models.gemm_flops(models.build(name, dtype), x),
+        "train_flops": models.training_gemm_flops(models.build(name, dtype), x),
+        "batch": len(x),
+    }
+    if config["peers"]:
+        from benchmarks import peers
+
+        ok, why = peers.available()
+        result["peers"] = ok
+        if ok:
+            peers.set_threads(config["threads"])
+            tx, ty = peers.as_tensors(x, y)
+            lfprop_model, gd_torch, fwd_torch = (
+                models.torch_twin(models.build(name, dtype)) for _ in range(3)
+            )
+            lfprop_step = peers.lfprop_step(lfprop_model, LR, MOMENTUM, CLIP)
+            torch_step = peers.torch_gd_step(gd_torch, LR, MOMENTUM, CLIP)
+            torch_forward = peers.torch_forward(fwd_torch)
+            contenders["lfprop LFP"] = lambda: lfprop_step(tx, ty)
+            contenders["torch GD"] = lambda: torch_step(tx, ty)
+            contenders["torch forward"] = lambda: torch_forward(tx)
+        else:
+            result["peer_error"] = why
+    result["times"] = _interleaved(contenders, config["repeats"])
+    return result
+
+
+_FIRST_CALL = """
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+from benchmarks import models
+from lfp_ref import engine, optim
+t1 = time.perf_counter()
+x, y = models.batch("lenet-paper", 8, np.float32)
+model = models.build("lenet-paper", np.float32)
+opt = optim.SGD(model, lr=1e-3)
+def both():
+    engine.lfp_step(model, opt, x, y, clip_norm=3.0)
+    engine.gd_step(model, opt, x, y, clip_norm=3.0)
+t2 = time.perf_counter(); both(); t3 = time.perf_counter()
+warm = []
+for _ in range(5):
+    s = time.perf_counter(); both(); warm.append(time.perf_counter() - s)
+print(json.dumps({"import": t1 - t0, "first": (t3 - t2) - min(warm)}))
+"""
+
+
+def worker_compile(config):
+    """First LFP + GD step (paper LeNet: conv, maxpool, dropout, dense) minus a warm one, in
+    fresh processes: with an empty numba cache (cold) and again with the cache it left (warm)."""
+    out = {}
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        for label in ("cold", "warm"):
+            done = subprocess.run(
+                [sys.executable, "-c", _FIRST_CALL],
+                env=env,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            out[label] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def worker_sweep(config):
+    """Median seconds per LFP and GD step of lfp_ref against batch size (MLP-256, LeNet-5) and
+    against width (MLP 784-w-w-10 at batch 128), float32."""
+    from benchmarks import models
+    from lfp_ref import engine, optim
+
+    def timed(build, x, y):
+        lfp_model, gd_model = build(), build()
+        lfp_opt = optim.SGD(lfp_model, lr=LR, momentum=MOMENTUM)
+        gd_opt = optim.SGD(gd_model, lr=LR, momentum=MOMENTUM)
+        res = _interleaved(
+            {
+                "LFP": lambda: engine.lfp_step(lfp_model, lfp_opt, x, y, clip_norm=CLIP),
+                "GD": lambda: engine.gd_step(gd_model, gd_opt, x, y, clip_norm=CLIP),
+            },
+            config["repeats"],
+        )
+        return {k: v["median"] for k, v in res.items()}
+
+    out = {"batch": {}, "width": {}}
+    for name in ("mlp-256", "lenet-5"):
+        out["batch"][name] = {}
+        for size in config["batches"]:
+            x, y = models.batch(name, size)
+            out["batch"][name][size] = timed(lambda n=name: models.build(n), x, y)
+    x, y = models.batch("mlp-256", 128)
+    for width in config["widths"]:
+        out["width"][width] = timed(
+            lambda w=width: models.mlp([784, w, w, 10], np.float32, np.random.default_rng(0)),
+            x,
+            y,
+        )
+    return out
+
+
+def worker_profile(config):
+    from benchmarks import profile
+
+    return {"lines": profile.markdown(config["model"], np.float32, config["repeats"])}
+
+
+WORKERS = {
+    "gemm": worker_gemm,
+    "steps": worker_steps,
+    "compile": worker_compile,
+    "sweep": worker_sweep,
+    "profile": worker_profile,
+}
+
+
+def thread_env(threads):
+    """Environment that fixes every thread pool before the libraries load."""
+    return {
+        **os.environ,
+        "NUMBA_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+
+
+def run_worker(kind, config, threads, timeout):
+    """Run one configuration in a fresh process and return its JSON result."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--worker", json.dumps({**config, "kind": kind})],
+        env=thread_env(threads),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark worker {kind} {config} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_steps(name, dtype, repeats, peers, threads, processes):
+    """The steps of one configuration in ``processes`` fresh processes, one after the other;
+    each contender's time is the median over the processes of its median in each. (The same
+    step can run 1.5x slower in one process than in the next, for lfp_ref and torch alike; one
+    process per configuration would report that luck of the draw.)"""
+    config = {"model": name, "dtype": dtype, "repeats": repeats, "peers": peers}
+    runs = [
+        run_worker("steps", {**config, "threads": threads}, threads, 1800) for _ in range(processes)
+    ]
+    result = dict(runs[0])
+    result["times"] = {
+        contender: {
+            "median": float(np.median([run["times"][contender]["median"] for run in runs])),
+            "per_process": [run["times"][contender]["median"] for run in runs],
+        }
+        for contender in runs[0]["times"]
+    }
+    return result
+
+
+# ------------------------------------------------------------------------------------------
+# the report
+# ------------------------------------------------------------------------------------------
+
+
+def machine_info():
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "system": platform.platform()}
+
+
+def load_average():
+    try:
+        return "{:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def versions():
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for name in ("numpy", "numba", "scipy", "torch", "lfprop", "zennit", "lxt"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    try:
+        import threadpoolctl
+
+        for info in threadpoolctl.threadpool_info():
+            if info.get("user_api") == "blas" and "numpy" in info.get("filepath", ""):
+                out["numpy BLAS"] = f"{info.get('internal_api')} {info.get('version')}"
+    except ImportError:
+        pass
+    return out
+
+
+def ms(seconds):
+    return "" if seconds is None else f"{seconds * 1e3:.2f}"
+
+
+def ratio(a, b):
+    return None if a is None or b is None else a / b
+
+
+def fmt_ratio(value):
+    return "" if value is None else f"{value:.2f}"
+
+
+def step_rows(steps, dtype, gemm):
+    """Per model: the medians and ratios of one dtype."""
+    rows = []
+    rate = gemm[dtype]["best"]
+    for name in MODEL_ORDER:
+        res = steps.get((name, dtype))
+        if res is None:
+            continue
+        t = {k: v["median"] for k, v in res["times"].items()}
+        roofline = 3 * res["flops"] / rate
+        rows.append(
+            {
+                "model": name,
+                "batch": res["batch"],
+                "lfp": t["lfp_ref LFP"],
+                "gd": t["lfp_ref GD"],
+                "forward": t["lfp_ref forward"],
+                "lfprop": t.get("lfprop LFP"),
+                "torch_gd": t.get("torch GD"),
+                "torch_forward": t.get("torch forward"),
+                "gflop": res["flops"] / 1e9,
+                "train_gflop": res["train_flops"] / 1e9,
+                "roofline": roofline,
+                "fraction": roofline / t["lfp_ref LFP"],
+                "gd_fraction": roofline / t["lfp_ref GD"],
+                "spread": res["times"]["lfp_ref LFP"],
+            }
+        )
+    return rows
+
+
+def _target_checks(rows, gemm):
+    """{target name: (value, met, gap note)} for one set of float32 rows."""
+    out = {}
+    rate = gemm["float32"]["best"]
+    for row in rows:
+        if row["model"] not in LFPROP_TARGET:
+            continue
+        goal = LFPROP_TARGET[row["model"]]
+        name = f"{row['model']}: LFP <= {goal}x lfprop LFP"
+        value = ratio(row["lfp"], row["lfprop"])
+        if value is None:
+            out[name] = (None, None, "no peer")
+            continue
+        note = ""
+        if value > goal:
+            # what the step's GEMMs alone (the first layer's input VJP excluded: training does
+            # not need it) would cost at the machine's best GEMM rate, against lfprop's step
+            bound = row["train_gflop"] * 1e9 / rate / row["lfprop"]
+            note = f"the GEMMs alone at {rate / 1e9:.0f} GFLOP/s: {bound:.2f}x lfprop's step"
+        out[name] = (value, value <= goal, note)
+    for row in rows:
+        value = row["lfp"] / row["gd"]
+        out[f"{row['model']}: LFP <= {GD_TARGET}x lfp_ref GD"] = (value, value <= GD_TARGET, "")
+    for row in rows:
+        model, goal = ROOFLINE_TARGET
+        if row["model"] == model:
+            out[f"{model}: LFP at >= {goal:.0%} of the roofline"] = (
+                row["fraction"],
+                row["fraction"] >= goal,
+                "",
+            )
+    return out
+
+
+def target_rows(report):
+    """``(target, value 2 threads, met, value 1 thread, met, note)`` for every target of issue
+    5; the 1-thread columns are empty when that table was not run."""
+    two = _target_checks(step_rows(report["steps"], "float32", report["gemm"]), report["gemm"])
+    one = {}
+    if report.get("steps_1"):
+        gemm1 = report.get("gemm_1", report["gemm"])
+        one = _target_checks(step_rows(report["steps_1"], "float32", gemm1), gemm1)
+    rows = []
+    for name, (value, met, note) in two.items():
+        value1, met1, note1 = one.get(name, (None, None, ""))
+        rows.append((name, value, met, value1, met1, note or note1))
+    return rows
+
+
+def markdown(report):
+    """RESULTS.md as a list of lines."""
+    gemm, steps = report["gemm"], report["steps"]
+    rows32 = step_rows(steps, "float32", gemm)
+    rows64 = step_rows(steps, "float64", gemm)
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Generated by `{report['command']}` on {report['date']}.",
+        "",
+        f"- machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
+        f"{report['machine']['system']}",
+        f"- threads: {report['threads']} (numba, OpenBLAS, torch); load average before / after: "
+        f"{report['load_before']} / {report['load_after']}",
+        "- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v),
+        f"- steps: SGD lr {LR}, momentum {MOMENTUM}, global-norm clipping at {CLIP}; the same "
+        "initial weights and the same batch for every contender; ms per step: the median of "
+        f">= {report['repeats']} steps after warm-up, the contenders interleaved in blocks of "
+        f"steps within a process, then the median over {report['processes']} such processes "
+        "per configuration",
+        "- roofline: 3x the forward pass's GEMM FLOPs (forward, weight VJP, input VJP) at the "
+        "best GEMM rate below; fraction = roofline time / measured time",
+        "",
+        "## GEMM rate (numpy matmul, square, this run)",
+        "",
+        "| dtype | best GFLOP/s | median GFLOP/s |",
+        "|---|---|---|",
+    ]
+    for dtype in ("float32", "float64"):
+        lines.append(
+            f"| {dtype} | {gemm[dtype]['best'] / 1e9:.0f} | {gemm[dtype]['median'] / 1e9:.0f} |"
+        )
+    if report.get("gemm_1"):
+        for dtype in ("float32", "float64"):
+            one = report["gemm_1"][dtype]
+            lines.append(
+                f"| {dtype}, 1 thread | {one['best'] / 1e9:.0f} | {one['median'] / 1e9:.0f} |"
+            )
+    lines += [
+        "",
+        "## Training steps, float32",
+        "",
+        "| model | batch | LFP ms | GD ms | LFP / GD | lfprop LFP ms | torch GD ms | "
+        "LFP / lfprop | forward ms (lfp_ref / torch) | roofline ms | LFP at roofline |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows32:
+        fwd = ms(r["forward"]) + (f" / {ms(r['torch_forward'])}" if r["torch_forward"] else "")
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {ms(r['lfp'])} | {ms(r['gd'])} | "
+            f"{r['lfp'] / r['gd']:.2f} | {ms(r['lfprop'])} | {ms(r['torch_gd'])} | "
+            f"{fmt_ratio(ratio(r['lfp'], r['lfprop']))} | {fwd} | {ms(r['roofline'])} | "
+            f"{r['fraction']:.0%} |"
+        )
+    if not report["peers"]:
+        lines += ["", f"The peer columns are empty: {report['peer_note']}"]
+    if report["processes"] > 1:
+        lines += ["", "Per process (ms, in the order run): the medians above are over these.", ""]
+        lines += ["| model | LFP | GD | lfprop LFP | torch GD |", "|---|---|---|---|---|"]
+        for name in MODEL_ORDER:
+            res = steps.get((name, "float32"))
+            if res is None:
+                continue
+            cells = [
+                " / ".join(ms(t) for t in res["times"][c]["per_process"])
+                if c in res["times"]
+                else ""
+                for c in ("lfp_ref LFP", "lfp_ref GD", "lfprop LFP", "torch GD")
+            ]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "## Training steps, float64 (lfp_ref only)",
+        "",
+        "| model | batch | LFP ms | GD ms | LFP / GD | roofline ms | LFP at roofline |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows64:
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {ms(r['lfp'])} | {ms(r['gd'])} | "
+            f"{r['lfp'] / r['gd']:.2f} | {ms(r['roofline'])} | {r['fraction']:.0%} |"
+        )
+    if report.get("steps_1"):
+        gemm1 = report.get("gemm_1", gemm)
+        lines += [
+            "",
+            "## Training steps, float32, 1 thread (numba, OpenBLAS and torch all single-threaded)",
+            "",
+            "A second view of the same steps: one thread per process is far less sensitive to "
+            "other load on the machine than two threads that wait for each other.",
+            "",
+            "| model | LFP ms | GD ms | LFP / GD | lfprop LFP ms | torch GD ms | LFP / lfprop | "
+            "roofline ms | LFP at roofline |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in step_rows(report["steps_1"], "float32", gemm1):
+            lines.append(
+                f"| {r['model']} | {ms(r['lfp'])} | {ms(r['gd'])} | {r['lfp'] / r['gd']:.2f} | "
+                f"{ms(r['lfprop'])} | {ms(r['torch_gd'])} | "
+                f"{fmt_ratio(ratio(r['lfp'], r['lfprop']))} | {ms(r['roofline'])} | "
+                f"{r['fraction']:.0%} |"
+            )
+    lines += [
+        "",
+        "## Targets (issue 5)",
+        "",
+        "| target | 2 threads | met | 1 thread | met | gap |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, value, met, value1, met1, note in target_rows(report):
+        cells = []
+        for v, m in ((value, met), (value1, met1)):
+            shown = "" if v is None else (f"{v:.0%}" if "roofline" in name else f"{v:.2f}")
+            cells += [shown, "" if m is None else ("yes" if m else "**no**")]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {note} |")
+    comp = report.get("compile")
+    if comp:
+        lines += [
+            "",
+            "## First call (paper LeNet, batch 8, float32; fresh process each)",
+            "",
+            "| numba cache | import s | first LFP + GD step minus a warm one, s |",
+            "|---|---|---|",
+            f"| cold (empty) | {comp['cold']['import']:.2f} | {comp['cold']['first']:.2f} |",
+            f"| warm | {comp['warm']['import']:.2f} | {comp['warm']['first']:.2f} |",
+        ]
+    sweep = report.get("sweep")
+    if sweep:
+        lines += [
+            "",
+            "## Scaling (float32, lfp_ref, median ms per step)",
+            "",
+            f"![scaling]({SCALING_PNG.name})",
+            "",
+            "| batch | " + " | ".join(f"{n} LFP | {n} GD" for n in sweep["batch"]) + " |",
+            "|---" * (1 + 2 * len(sweep["batch"])) + "|",
+        ]
+        sizes = list(next(iter(sweep["batch"].values())))
+        for size in sizes:
+            cells = []
+            for n in sweep["batch"]:
+                cells += [ms(sweep["batch"][n][size]["LFP"]), ms(sweep["batch"][n][size]["GD"])]
+            lines.append(f"| {size} | " + " | ".join(cells) + " |")
+        lines += ["", "| width (MLP 784-w-w-10, batch 128) | LFP ms | GD ms |", "|---|---|---|"]
+        for width, t in sweep["width"].items():
+            lines.append(f"| {width} | {ms(t['LFP'])} | {ms(t['GD'])} |")
+    if report.get("profiles"):
+        lines += ["", "## Where the time goes (float32)", ""]
+        for prof in report["profiles"]:
+            lines += prof + [""]
+    lines += [
+        "",
+        "<!-- machine-readable results of this run, for the regression check of the next one",
+        json.dumps(
+            {
+                "machine": report["machine"],
+                "float32": {r["model"]: {"lfp": r["lfp"], "gd": r["gd"]} for r in rows32},
+                "float64": {r["model"]: {"lfp": r["lfp"], "gd": r["gd"]} for r in rows64},
+            }
+        ),
+        "-->",
+    ]
+    return lines
+
+
+def previous_results(path):
+    """``(json summary, notes section)`` of an existing RESULTS.md (None, "" if absent)."""
+    if not path.exists():
+        return None, ""
+    text = path.read_text()
+    notes = ""
+    if "\n## Notes" in text:
+        notes = "## Notes" + text.split("\n## Notes", 1)[1].split("\n<!-- machine-readable", 1)[0]
+    summary = None
+    if "<!-- machine-readable" in text:
+        block = text.split("<!-- machine-readable", 1)[1].split("\n", 2)[1]
+        try:
+            summary = json.loads(block)
+        except json.JSONDecodeError:
+            summary = None
+    return summary, notes.rstrip() + "\n" if notes else ""
+
+
+def regressions(previous, report):
+    """Lines naming every step more than 10% slower than in the previous RESULTS.md (same CPU
+    model only: absolute times from another machine say nothing)."""
+    if not previous or previous.get("machine", {}).get("cpu") != report["machine"]["cpu"]:
+        return []
+    lines = []
+    for dtype in ("float32", "float64"):
+        for row in step_rows(report["steps"], dtype, report["gemm"]):
+            old = previous.get(dtype, {}).get(row["model"])
+            if not old:
+                continue
+            for key in ("lfp", "gd"):
+                change = row[key] / old[key] - 1
+                if change > 0.10:
+                    lines.append(
+                        f"- {row['model']} {dtype} {key.upper()}: {ms(old[key])} -> "
+                        f"{ms(row[key])} ms (+{change:.0%})"
+                    )
+    return lines
+
+
+def plot_sweep(sweep, path):
+    """Two panels: ms per step against batch size and against width, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for name, series in sweep["batch"].items():
+        sizes = [int(s) for s in series]
+        for method, style in (("LFP", "-o"), ("GD", "--s")):
+            left.plot(
+                sizes, [series[s][method] * 1e3 for s in series], style, label=f"{name} {method}"
+            )
+    left.set(xscale="log", yscale="log", xlabel="batch size", ylabel="ms per step")
+    left.set_title("time per step vs batch size")
+    left.legend(fontsize=8)
+    widths = [int(w) for w in sweep["width"]]
+    for method, style in (("LFP", "-o"), ("GD", "--s")):
+        right.plot(
+            widths, [sweep["width"][w][method] * 1e3 for w in sweep["width"]], style, label=method
+        )
+    right.set(xscale="log", yscale="log", xlabel="hidden width w (MLP 784-w-w-10, batch 128)")
+    right.set_title("time per step vs width")
+    right.legend(fontsize=8)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer steps, a short sweep")
+    parser.add_argument("--models", default=",".join(MODEL_ORDER))
+    parser.add_argument("--repeats", type=int, default=None, help="timed steps per contender")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--processes", type=int, default=3, help="processes per configuration (1 with --quick)"
+    )
+    parser.add_argument("--no-peers", action="store_true", help="skip lfprop and torch")
+    parser.add_argument(
+        "--single-thread",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time the float32 steps with 1 thread (default: on, off with --quick)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="the Markdown report")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:
+        config = json.loads(args.worker)
+        print(json.dumps(WORKERS[config.pop("kind")](config)))
+        return
+
+    models = [m for m in args.models.split(",") if m]
+    unknown = sorted(set(models) - set(MODEL_ORDER))
+    if unknown:
+        parser.error(f"unknown models {unknown}; known: {', '.join(MODEL_ORDER)}")
+    repeats = args.repeats or (10 if args.quick else 30)
+    if args.single_thread is None:
+        args.single_thread = not args.quick
+    threads = args.threads
+    report = {
+        "command": "python -m benchmarks.run "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": machine_info(),
+        "versions": versions(),
+        "threads": threads,
+        "repeats": repeats,
+        "processes": 1 if args.quick else args.processes,
+        "load_before": load_average(),
+        "steps": {},
+    }
+    report["command"] = report["command"].strip()
+
+    def say(text):
+        print(text, file=sys.stderr, flush=True)
+
+    say(f"GEMM rate ({threads} threads) ...")
+    report["gemm"] = run_worker(
+        "gemm", {"size": 1024 if args.quick else 2048, "repeats": 10}, threads, 600
+    )
+    if args.single_thread and threads != 1:
+        report["gemm_1"] = run_worker(
+            "gemm", {"size": 1024 if args.quick else 2048, "repeats": 5}, 1, 600
+        )
+    peers_wanted = not args.no_peers
+    report["peers"], report["peer_note"] = False, "skipped (--no-peers)"
+    processes = 1 if args.quick else args.processes
+    for dtype in ("float32", "float64"):
+        for name in models:
+            with_peers = peers_wanted and dtype == "float32"
+            say(f"steps: {name} {dtype}{' with peers' if with_peers else ''} ...")
+            res = run_steps(name, dtype, repeats, with_peers, threads, processes)
+            report["steps"][(name, dtype)] = res
+            if with_peers:
+                report["peers"] = res.get("peers", False)
+                if not report["peers"]:
+                    report["peer_note"] = (
+                        "lfprop/torch are not installed (`make setup-crosscheck` installs them): "
+                        + res.get("peer_error", "")
+                    )
+    if args.single_thread and threads != 1:
+        for name in models:
+            say(f"steps: {name} float32, 1 thread{' with peers' if peers_wanted else ''} ...")
+            report.setdefault("steps_1", {})[(name, "float32")] = run_steps(
+                name, "float32", repeats, peers_wanted, 1, processes
+            )
+    say("first-call compile time ...")
+    report["compile"] = run_worker("compile", {}, threads, 1200)
+    say("scaling sweep ...")
+    sweep_config = {
+        "batches": [1, 8, 64, 256] if args.quick else list(SWEEP_BATCHES),
+        "widths": [128, 1000] if args.quick else list(SWEEP_WIDTHS),
+        "repeats": max(6, repeats // 3) if args.quick else repeats,
+    }
+    report["sweep"] = run_worker("sweep", sweep_config, threads, 3600)
+    say("profile ...")
+    report["profiles"] = [
+        run_worker("profile", {"model": name, "repeats": repeats}, threads, 1200)["lines"]
+        for name in ("mlp-1000", "lenet-5", "vgg-small")
+        if name in models
+    ]
+    report["load_after"] = load_average()
+
+    previous, notes = previous_results(args.out)
+    lines = markdown(report)
+    changed = regressions(previous, report)
+    if changed:
+        at = lines.index("## Targets (issue 5)")
+        lines[at:at] = (
+            ["## Slower than the previous RESULTS.md by more than 10%", ""] + changed + [""]
+        )
+    marker = next(i for i, line in enumerate(lines) if line.startswith("<!-- machine-readable"))
+    if notes:
+        lines[marker:marker] = notes.splitlines() + [""]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    args.out.write_text(text)
+    if report.get("sweep"):
+        plot_sweep(report["sweep"], args.out.parent / SCALING_PNG.name)
+    say(f"wrote {args.out} and {args.out.parent / SCALING_PNG.name}")
+
+
+if __name__ == "__main__":
+    main()
