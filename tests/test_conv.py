@@ -10,6 +10,7 @@ from lfp_ref.kernels.cpu import conv as K
 from lfp_ref.layers.conv import Conv2d
 from lfp_ref.rules import Epsilon
 from tests.oracle import conv as oracle
+from tests.oracle.dense import finite_difference
 from tests.tolerances import RTOL64, assert_close
 
 # Kernel vs oracle tolerances: RTOL64 / RTOL32 in tests/tolerances.py (atol scaled to the
@@ -141,19 +142,6 @@ def test_zero_weights_and_silent_inputs_get_no_feedback(rng):
     assert np.any(feedback["weight"] != 0.0)
 
 
-def _central_difference(f, array):
-    grad = np.zeros(array.shape)
-    for index in np.ndindex(*array.shape):
-        saved = array[index]
-        array[index] = saved + FD_STEP
-        up = f()
-        array[index] = saved - FD_STEP
-        down = f()
-        array[index] = saved
-        grad[index] = (up - down) / (2 * FD_STEP)
-    return grad
-
-
 @pytest.mark.parametrize("cfg", [CONFIGS[1], CONFIGS[3], CONFIGS[5]], ids=config_id)
 def test_backward_matches_finite_differences(rng, cfg):
     layer, x = make_case(rng, cfg)
@@ -164,9 +152,9 @@ def test_backward_matches_finite_differences(rng, cfg):
 
     grad_x, grads = layer.backward(g)
     expected = {
-        "x": _central_difference(loss, x),
-        "weight": _central_difference(loss, layer.weight),
-        "bias": _central_difference(loss, layer.bias),
+        "x": finite_difference(loss, x, h=FD_STEP),
+        "weight": finite_difference(loss, layer.weight, h=FD_STEP),
+        "bias": finite_difference(loss, layer.bias, h=FD_STEP),
     }
     layer.forward(x)
     for name, actual in (("x", grad_x), ("weight", grads["weight"]), ("bias", grads["bias"])):
@@ -237,9 +225,8 @@ def test_parallel_build_matches_serial(rng, cfg, dtype, monkeypatch):
 
 @pytest.fixture(scope="module")
 def true_parallel_builds():
-    # _jit's serial and parallel builds of a kernel share one numba disk-cache entry (numba's
-    # cache key ignores compile flags), so ``.parallel`` may run the serial code; compile real
-    # parallel builds here, uncached
+    # fresh, uncached parallel builds: the test then cannot pass on a stale cache entry, and
+    # runs the threaded code even where the sizes are below _jit's parallel threshold
     names = ("_im2col", "_rows_to_nchw", "_nchw_to_rows", "_col2im")
     names += ("_im2col_samples", "_col2im_samples")
     return {name: numba.njit(parallel=True)(getattr(K, name).py_func) for name in names}

@@ -11,6 +11,7 @@ from lfp_ref.layers.base import LinearLayer
 from lfp_ref.layers.pool import AvgPool2d, MaxPool2d
 from lfp_ref.rules import Epsilon
 from tests.oracle import conv as oracle
+from tests.oracle.dense import finite_difference
 from tests.tolerances import RTOL64, assert_close
 
 # Kernel vs oracle tolerances: RTOL64 / RTOL32 in tests/tolerances.py. Finite differences: the
@@ -204,19 +205,6 @@ def test_maxpool_is_not_a_linear_layer():
 # -- both --------------------------------------------------------------------------------------
 
 
-def _central_difference(f, array):
-    grad = np.zeros(array.shape)
-    for index in np.ndindex(*array.shape):
-        saved = array[index]
-        array[index] = saved + FD_STEP
-        up = f()
-        array[index] = saved - FD_STEP
-        down = f()
-        array[index] = saved
-        grad[index] = (up - down) / (2 * FD_STEP)
-    return grad
-
-
 @pytest.mark.parametrize("pool_type", POOLS)
 @pytest.mark.parametrize("cfg", [CONFIGS[1], CONFIGS[2], CONFIGS[3]], ids=config_id)
 def test_backward_matches_finite_differences(rng, cfg, pool_type):
@@ -230,7 +218,7 @@ def test_backward_matches_finite_differences(rng, cfg, pool_type):
     def loss():
         return float(np.sum(g * layer.forward(x)))
 
-    expected = _central_difference(loss, x)
+    expected = finite_difference(loss, x, h=FD_STEP)
     layer.forward(x)
     grad_x, params = layer.backward(g)
     assert params == {}
