@@ -4,7 +4,7 @@
 
 - per layer: each layer's forward, LFP feedback and backprop backward, timed alone at the inputs
   of one forward pass (medians);
-- per phase of an LFP step: forward, reward, feedback walk, ``g = -F``, clipping, optimizer;
+- per phase of an LFP step: forward, reward, feedback walk, norms, clip coefficient, optimizer;
 - per kernel: cProfile's own time of every function in ``lfp_ref.kernels`` (the BLAS calls are
   inside the kernel wrappers that make them) over a run of LFP steps, plus everything else.
 """
@@ -72,22 +72,23 @@ def phase_table(model, x, y, repeats, clip_norm=3.0):
     def walk():
         state["params"] = model.feedback(state["reward"], rule_for)[1]
 
-    def negate():
-        engine.feedback_to_gradient(state["params"])
+    def norms():
+        # the finiteness check and the squared norms: one pass over the feedback
+        state["params"], state["squared"] = engine._ordered(model, state["params"])
 
     def clip():
-        optim.clip_grad_norm(state["params"], clip_norm)
+        state["scale"] = -optim.clip_coefficient(state["squared"], clip_norm)[0]
 
     def step():
-        opt.step(state["params"])
+        opt.step(state["params"], scale=state["scale"])
 
     phases = {
         "forward": forward,
         "reward": reward,
         "feedback walk": walk,
-        "g = -F": negate,
-        "clip": clip,
-        "optimizer": step,
+        "norms (+ finiteness)": norms,
+        "clip coefficient": clip,
+        "optimizer (g = -F * clip folded in)": step,
     }
     times = {name: [] for name in phases}
     for i in range(repeats + 3):

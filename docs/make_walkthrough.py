@@ -356,7 +356,7 @@ def render():
     add("## 4. The update\n")
     add(
         "The optimizer follows torch.optim and descends, so LFP hands it `g = -F`\n"
-        "(`lfp_ref.engine.feedback_to_gradient`, the one place that decides the sign); plain SGD\n"
+        "(`lfp_ref.engine.GRADIENT_PER_FEEDBACK`, the one place that decides the sign); plain SGD\n"
         f"then does `w <- w - lr * g = w + lr * F` with `lr = {LR}`:\n"
     )
     rows = []

@@ -2,8 +2,10 @@
 each way.
 
 Sign convention (decided here and nowhere else): feedback ``F`` is positive for "grow |theta|";
-LFP ascends it, so the optimizer, which descends, is handed ``g = -F`` by
-:func:`feedback_to_gradient`.
+LFP ascends it, so the optimizer, which descends, follows ``g = GRADIENT_PER_FEEDBACK * F = -F``:
+:func:`feedback_to_gradient` turns feedback into that gradient, and :func:`lfp_step` hands the
+factor to the optimizer's own pass (``step(F, scale=-1 * clipping factor)``) instead of
+rewriting the feedback arrays.
 """
 
 from __future__ import annotations
@@ -17,10 +19,15 @@ from . import losses as _losses
 from . import rewards as _rewards
 from . import rules as _rules
 from ._checks import check_array
+from .kernels.cpu.elementwise import sum_of_squares
 from .layers.containers import input_vjp_skipped
+from .optim import clip_coefficient
 from .rules import DEFAULT_EPS, Epsilon
 
 BATCH_REDUCTIONS = ("sum", "mean")
+
+#: The sign convention: the gradient an optimizer descends is this times the feedback.
+GRADIENT_PER_FEEDBACK = -1.0
 
 
 @dataclass
@@ -30,23 +37,26 @@ class Feedback:
     params: parameter feedback by state-dict name (same shapes as the parameters).
     input_reward: the reward arriving at the input, shape of x.
     logits: the forward output. reward: the reward at the output.
+    squared_norms: ``sum F**2`` of each parameter's feedback (float64), what clipping uses.
     """
 
     params: dict
     input_reward: np.ndarray
     logits: np.ndarray
     reward: np.ndarray
+    squared_norms: dict
 
 
 @dataclass
 class Gradients:
     """What one backprop pass produced: ``params`` by state-dict name, ``input_grad``,
-    ``logits`` and the scalar ``loss``."""
+    ``logits``, the scalar ``loss`` and ``squared_norms`` (``sum g**2`` per parameter)."""
 
     params: dict
     input_grad: np.ndarray
     logits: np.ndarray
     loss: float
+    squared_norms: dict
 
 
 def rule_resolver(rule=None, eps=DEFAULT_EPS, composite=None, model=None):
@@ -95,14 +105,17 @@ def forward(model, x):
 
 
 def _ordered(model, params):
-    """Parameter dict in the model's registration order; non-finite feedback is an error."""
-    ordered = {}
+    """``(params, squared norms)`` in the model's registration order; non-finite feedback is an
+    error. One pass per parameter: the float64 sum of squares is finite exactly when every entry
+    is (unless float64 squares overflow, which the exact check below tells apart)."""
+    ordered, squared = {}, {}
     for name, _ in model.named_parameters():
         value = params[name]
-        if not np.isfinite(value.sum()):
+        squared[name] = sum_of_squares(value)
+        if not np.isfinite(squared[name]) and not np.isfinite(value).all():
             raise FloatingPointError(f"non-finite feedback/gradient for parameter {name!r}")
         ordered[name] = value
-    return ordered
+    return ordered, squared
 
 
 def feedback(
@@ -162,7 +175,8 @@ def feedback(
     if batch_reduction == "mean":
         for value in params.values():
             value /= x.shape[0]
-    return Feedback(_ordered(model, params), reward_in, logits, r)
+    ordered, squared = _ordered(model, params)
+    return Feedback(ordered, reward_in, logits, r, squared)
 
 
 def gradients(model, x, y, loss="cross_entropy", reduction="mean", input_grad=True):
@@ -175,20 +189,25 @@ def gradients(model, x, y, loss="cross_entropy", reduction="mean", input_grad=Tr
     value, grad = _losses.get(loss)(logits, y, reduction=reduction)
     with input_vjp_skipped(model, skip=not input_grad):
         grad_in, params = model.backward(np.ascontiguousarray(grad, dtype=logits.dtype))
-    return Gradients(_ordered(model, params), grad_in, logits, value)
+    ordered, squared = _ordered(model, params)
+    return Gradients(ordered, grad_in, logits, value, squared)
 
 
 def feedback_to_gradient(params):
-    """The sign convention: the optimizer descends ``g = -F``, so LFP ascends the feedback."""
-    return {name: np.negative(value, out=value) for name, value in params.items()}
+    """The sign convention: the optimizer descends ``g = -F``, so LFP ascends the feedback.
+    Negates ``params`` in place and returns it."""
+    return {
+        name: np.multiply(value, GRADIENT_PER_FEEDBACK, out=value) for name, value in params.items()
+    }
 
 
-def _apply(optimizer, grads, clip_norm):
+def _descend(optimizer, grads, squared_norms, clip_norm, scale=1.0):
+    """``optimizer.step`` along ``scale * grads``, clipped to the global norm ``clip_norm``
+    (torch's ``clip_grad_norm_``): the clipping factor joins ``scale`` in the optimizer's pass
+    and the arrays in ``grads`` are left as they are."""
     if clip_norm is not None:
-        from .optim import clip_grad_norm
-
-        clip_grad_norm(grads, clip_norm)
-    optimizer.step(grads)
+        scale *= clip_coefficient(squared_norms, clip_norm)[0]
+    optimizer.step(grads, scale=scale)
 
 
 def lfp_step(
@@ -203,9 +222,9 @@ def lfp_step(
     rule=None,
     composite=None,
 ):
-    """One LFP training step: feedback (with ``rule`` or ``composite``, see :func:`feedback`),
-    ``g = -F``, optional global-norm clipping, optimizer step. Returns the :class:`Feedback` (its
-    ``params`` now hold ``g``)."""
+    """One LFP training step: feedback ``F`` (with ``rule`` or ``composite``, see
+    :func:`feedback`), then one optimizer step along ``g = -F``, globally clipped to ``clip_norm``
+    when given. Returns the :class:`Feedback` (its ``params`` hold ``F``, unclipped)."""
     fb = feedback(
         model,
         x,
@@ -217,13 +236,13 @@ def lfp_step(
         composite=composite,
         input_reward=False,
     )
-    _apply(optimizer, feedback_to_gradient(fb.params), clip_norm)
+    _descend(optimizer, fb.params, fb.squared_norms, clip_norm, GRADIENT_PER_FEEDBACK)
     return fb
 
 
 def gd_step(model, optimizer, x, y, loss="cross_entropy", reduction="mean", clip_norm=None):
-    """One gradient-descent step with the same layers and optimizer. Returns the
-    :class:`Gradients`."""
+    """One gradient-descent step with the same layers and optimizer (gradients clipped to the
+    global norm ``clip_norm`` when given). Returns the :class:`Gradients` (unclipped)."""
     g = gradients(model, x, y, loss=loss, reduction=reduction, input_grad=False)
-    _apply(optimizer, g.params, clip_norm)
+    _descend(optimizer, g.params, g.squared_norms, clip_norm)
     return g

@@ -8,6 +8,8 @@ operations, on one parameter group:
 - :class:`SGD` (momentum, dampening, Nesterov, L2 weight decay), :class:`Adam` (optionally
   AMSGrad) and :class:`AdamW` (decoupled weight decay) update the live parameter arrays in place;
 - :func:`clip_grad_norm` is ``torch.nn.utils.clip_grad_norm_`` with the L2 norm;
+  :func:`clip_coefficient` is its factor alone, which the engine's training steps fold into
+  ``step(grads, scale=...)`` instead of rewriting the gradients;
 - :class:`StepLR` and :class:`OneCycleLR` are ``torch.optim.lr_scheduler``'s schedules, stepped
   after ``optimizer.step``.
 
@@ -42,6 +44,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "clip_grad_norm",
+    "clip_coefficient",
     "LRScheduler",
     "StepLR",
     "OneCycleLR",
@@ -112,12 +115,9 @@ def _is_finite(array: np.ndarray) -> bool:
     return bool(np.isfinite(array).all())
 
 
-def _squared_norm(array: np.ndarray) -> float:
-    """``sum array**2`` accumulated in float64 without a float64 copy of the array."""
-    if array.flags.c_contiguous:
-        return sum_of_squares(array)
-    flat = array.astype(np.float64).ravel()
-    return float(np.dot(flat, flat))
+def _scaled(grad: np.ndarray, scale: float) -> np.ndarray:
+    """``scale * grad`` in grad's dtype (a new array; grad itself when scale is 1)."""
+    return grad if scale == 1.0 else grad * scale
 
 
 def _same_buffer(a: np.ndarray, b: np.ndarray) -> bool:
@@ -213,7 +213,7 @@ class Optimizer:
 
     # -- public ---------------------------------------------------------------------------
 
-    def step(self, grads: Mapping[str, np.ndarray]) -> None:
+    def step(self, grads: Mapping[str, np.ndarray], scale: float = 1.0) -> None:
         """Update every parameter that has a gradient in ``grads``, in place.
 
         Parameters
@@ -222,6 +222,11 @@ class Optimizer:
             Gradient per parameter name, same shape and dtype as the parameter. A parameter
             without an entry is skipped and its state left untouched (torch's ``p.grad is
             None``). The gradient arrays are not modified.
+        scale : float
+            The step uses ``scale * g`` as the gradient (the product rounded to the parameter's
+            dtype, as ``g *= scale`` would), inside the update's own pass: the engine's steps
+            pass the sign convention times the clipping coefficient here rather than rewrite
+            every gradient array twice. 1.0 is torch's step.
 
         Raises
         ------
@@ -232,8 +237,13 @@ class Optimizer:
         checked = self._check_grads(grads)
         self._check_live_parameters()
         self._validate_hyperparameters()
+        if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+            raise ValueError(f"scale must be a finite float, got {scale!r}")
+        scale = float(scale)
+        if not math.isfinite(scale):
+            raise ValueError(f"scale must be a finite float, got {scale}")
         for name, param, grad in checked:
-            self._update(param, grad, self.state.setdefault(name, {}))
+            self._update(param, grad, self.state.setdefault(name, {}), scale)
 
     def state_dict(self) -> dict[str, StateValue]:
         """The optimizer as a flat dict, ready for ``np.savez(path, **opt.state_dict())``.
@@ -322,7 +332,7 @@ class Optimizer:
 
     # -- subclass hooks ---------------------------------------------------------------------
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, scale: float) -> None:
         raise NotImplementedError
 
     def _validate_hyperparameters(self) -> None:
@@ -474,7 +484,7 @@ class SGD(Optimizer):
     def _required_state_keys(self, hyper: Mapping) -> set[str]:
         return set()
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, scale: float) -> None:
         buf = state.get("momentum_buffer") if self.momentum != 0 else None
         contiguous = (param, grad) if buf is None else (param, grad, buf)
         if all(a.flags.c_contiguous for a in contiguous):
@@ -492,8 +502,10 @@ class SGD(Optimizer):
                 self.weight_decay,
                 self.nesterov,
                 first_step,
+                scale,
             )
             return
+        grad = _scaled(grad, scale)
         if self.weight_decay != 0:
             grad = grad + self.weight_decay * param  # grad.add(param, alpha=weight_decay)
         if self.momentum != 0:
@@ -594,7 +606,8 @@ class Adam(Optimizer):
         keys = {"step", "exp_avg", "exp_avg_sq"}
         return keys | {"max_exp_avg_sq"} if hyper["amsgrad"] else keys
 
-    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict) -> None:
+    def _update(self, param: np.ndarray, grad: np.ndarray, state: dict, scale: float) -> None:
+        grad = _scaled(grad, scale)
         beta1, beta2 = self.betas
         lr, weight_decay, eps = self.lr, self.weight_decay, self.eps
         if not state:
@@ -705,11 +718,7 @@ def clip_grad_norm(grads, max_norm: float) -> float:
         named = [("grads", grads)]
     else:
         named = [(f"grads[{i}]", g) for i, g in enumerate(grads)]
-    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real):
-        raise ValueError(f"max_norm must be a positive float, got {max_norm!r}")
-    max_norm = float(max_norm)
-    if not (max_norm > 0 and math.isfinite(max_norm)):
-        raise ValueError(f"max_norm must be a positive finite float, got {max_norm}")
+    _check_max_norm(max_norm)
     for name, grad in named:
         if not isinstance(grad, np.ndarray) or grad.dtype not in _SUPPORTED_DTYPES:
             raise ValueError(
@@ -720,19 +729,35 @@ def clip_grad_norm(grads, max_norm: float) -> float:
             raise ValueError(f"clip_grad_norm scales in place, but {name} is read-only")
     if not named:
         return 0.0
-    norms = np.array([math.sqrt(_squared_norm(g)) for _, g in named])  # float64
-    total = float(np.linalg.norm(norms))
-    if not math.isfinite(total):
-        bad = [name for (name, _), n in zip(named, norms, strict=True) if not math.isfinite(n)]
-        raise ValueError(
-            f"the total gradient norm is {total}; non-finite in {bad[:5] or 'the sum'} "
-            "(the feedback overflowed or diverged upstream)"
-        )
-    factor = min(max_norm / (total + 1e-6), 1.0)
+    squared = {name: sum_of_squares(g) for name, g in named}
+    factor, total = clip_coefficient(squared, max_norm)
     if factor < 1.0:  # torch multiplies by 1.0 too, which is the identity
         for _, grad in named:
             grad *= factor
     return total
+
+
+def clip_coefficient(squared_norms: Mapping[str, float], max_norm: float) -> tuple[float, float]:
+    """``(factor, total)`` of :func:`clip_grad_norm` from each gradient's squared L2 norm
+    (name -> float): ``total = ||(||g_1||, ..., ||g_n||)||`` and ``factor = min(1, max_norm /
+    (total + 1e-6))``. Raises ValueError when the total is NaN or inf."""
+    _check_max_norm(max_norm)
+    norms = np.array([math.sqrt(value) for value in squared_norms.values()])  # float64
+    total = float(np.linalg.norm(norms))
+    if not math.isfinite(total):
+        bad = [name for name, n in zip(squared_norms, norms, strict=True) if not math.isfinite(n)]
+        raise ValueError(
+            f"the total gradient norm is {total}; non-finite in {bad[:5] or 'the sum'} "
+            "(the feedback overflowed or diverged upstream)"
+        )
+    return min(max_norm / (total + 1e-6), 1.0), total
+
+
+def _check_max_norm(max_norm) -> None:
+    if isinstance(max_norm, bool) or not isinstance(max_norm, numbers.Real):
+        raise ValueError(f"max_norm must be a positive float, got {max_norm!r}")
+    if not (max_norm > 0 and math.isfinite(max_norm)):
+        raise ValueError(f"max_norm must be a positive finite float, got {float(max_norm)}")
 
 
 # --------------------------------------------------------------------------------------------

@@ -240,3 +240,52 @@ def test_init_is_deterministic_for_a_seed():
         np.testing.assert_array_equal(b.state_dict()[name], value)
     bound = 1 / np.sqrt(4)
     assert np.abs(a[0].weight).max() <= bound
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("clip_norm", [None, 0.05, 1e6], ids=["no-clip", "clipping", "loose"])
+def test_steps_equal_the_spelled_out_sequence_bit_for_bit(rng, data, dtype, clip_norm):
+    # lfp_step folds g = -F and the clipping factor into the optimizer's pass; the result must
+    # be the spelled-out torch sequence: g = -F, clip_grad_norm_(g), SGD step
+    from lfp_ref.optim import SGD, clip_grad_norm
+
+    x, y = data
+    x = x.astype(dtype)
+    fused, spelled = mlp(rng, dtype=dtype), mlp(rng, dtype=dtype)
+    spelled.load_state_dict(fused.state_dict())
+    for step in (lfp.lfp_step, lfp.gd_step):
+        opt, opt_spelled = SGD(fused, lr=0.1, momentum=0.9), SGD(spelled, lr=0.1, momentum=0.9)
+        for _ in range(3):
+            out = step(fused, opt, x, y, clip_norm=clip_norm)
+            if step is lfp.lfp_step:
+                grads = lfp.feedback_to_gradient(lfp.feedback(spelled, x, y).params)
+            else:
+                grads = lfp.gradients(spelled, x, y).params
+            for name, value in grads.items():
+                # the returned arrays are unclipped, with their squared norms
+                expected = -value if step is lfp.lfp_step else value
+                np.testing.assert_array_equal(out.params[name], expected)
+                assert out.squared_norms[name] == pytest.approx(
+                    float(np.sum(value.astype(np.float64) ** 2)), rel=1e-12
+                )
+            if clip_norm is not None:
+                clip_grad_norm(grads, clip_norm)
+            opt_spelled.step(grads)
+            for (name, p), (_, q) in zip(fused.named_parameters(), spelled.named_parameters()):
+                np.testing.assert_array_equal(p, q, err_msg=name)
+
+
+def test_non_finite_feedback_names_the_parameter(rng, data):
+    x, y = data
+    model = mlp(rng)
+    model.layers[2].weight[0, 0] = 1e200  # finite, but the squares overflow in float64
+    fb = lfp.feedback(model, x, y)  # finite feedback whose squared norm is inf is accepted
+    assert np.isinf(fb.squared_norms["2.weight"]) and np.isfinite(fb.params["2.weight"]).all()
+    # zero output layer and eps = 0: the logits are 0, the reward / stab(0) is inf, and the
+    # feedback of every parameter below it is NaN
+    model.layers[2].weight[...] = 1.0
+    model.layers[4].weight[...] = 0.0
+    model.layers[4].bias[...] = 0.0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        with pytest.raises(FloatingPointError, match="non-finite feedback/gradient for parameter"):
+            lfp.feedback(model, x, y, eps=0.0)

@@ -989,3 +989,61 @@ def test_scheduler_needs_an_optimizer():
     with pytest.raises(TypeError, match="is not an Optimizer"):
         StepLR({"lr": 0.1}, step_size=1)
     assert issubclass(AdamW, Optimizer)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda m: SGD(m, lr=0.1, momentum=0.9, weight_decay=0.01),
+        lambda m: SGD(m, lr=0.1),
+        lambda m: Adam(m, lr=0.01),
+        lambda m: AdamW(m, lr=0.01, amsgrad=True),
+    ],
+    ids=["sgd-momentum", "sgd", "adam", "adamw-amsgrad"],
+)
+@pytest.mark.parametrize("scale", [-1.0, -0.37, 2.5])
+def test_step_scale_is_bitwise_a_step_on_scaled_gradients(rng, make, scale, dtype):
+    # step(g, scale=s) folds s into the update's pass; it must equal step(s * g) rounded to the
+    # parameter's dtype (what g *= s would leave), on the fused and the NumPy path alike
+    model, twin = TinyModel(rng, dtype=dtype), TinyModel(rng, dtype=dtype)
+    for (_, p), (_, q) in zip(model.named_parameters(), twin.named_parameters()):
+        q[...] = p
+    opt, opt_twin = make(model), make(twin)
+    for grads in make_grads(rng, model, steps=3, skip=False):
+        grads = {name: g.astype(dtype) for name, g in grads.items()}
+        copies = {name: g.copy() for name, g in grads.items()}
+        opt.step(grads, scale=scale)
+        opt_twin.step({name: g * scale for name, g in grads.items()})
+        for name in grads:
+            np.testing.assert_array_equal(grads[name], copies[name])  # not rewritten
+        for (name, p), (_, q) in zip(model.named_parameters(), twin.named_parameters()):
+            np.testing.assert_array_equal(p, q, err_msg=name)
+
+
+@pytest.mark.parametrize("scale", [np.nan, np.inf, "2", True])
+def test_step_rejects_a_bad_scale(rng, scale):
+    model = TinyModel(rng)
+    before = model.snapshot()
+    with pytest.raises(ValueError, match="scale must be a finite float"):
+        SGD(model, lr=0.1).step(make_grads(rng, model, steps=1, skip=False)[0], scale=scale)
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(p, before[name])
+
+
+def test_clip_coefficient_is_clip_grad_norms_factor(rng):
+    from lfp_ref.kernels.cpu.elementwise import sum_of_squares
+
+    from lfp_ref.optim import clip_coefficient
+
+    grads = make_grads(rng, TinyModel(rng), steps=1, skip=False)[0]
+    squared = {name: sum_of_squares(g) for name, g in grads.items()}
+    before = {name: g.copy() for name, g in grads.items()}
+    total = clip_grad_norm(grads, 0.5)
+    factor, total_again = clip_coefficient(squared, 0.5)
+    assert total_again == total and factor < 1
+    for name in grads:
+        np.testing.assert_array_equal(grads[name], before[name] * factor)
+    assert clip_coefficient(squared, 1e9)[0] == 1.0
+    with pytest.raises(ValueError, match="total gradient norm is inf"):
+        clip_coefficient({"a": 1.0, "b": np.inf}, 1.0)

@@ -335,8 +335,8 @@ def test_non_finite_weights_name_the_parameter(tmp_path):
     trainer = Trainer(TrainConfig(model="toy", data="blobs"), out=tmp_path, **quiet())
     real_step = trainer.optimizer.step
 
-    def step_then_overflow(grads):
-        real_step(grads)
+    def step_then_overflow(grads, **kwargs):
+        real_step(grads, **kwargs)
         if trainer.step == 4:
             trainer.model.parameters()["2.weight"][3, 1] = np.inf
 

@@ -92,11 +92,13 @@ def _max_exponent_bits(bits, exponent_mask):
 
 
 @kernel
-def _sgd_update(param, grad, buf, lr, momentum, dampening_factor, weight_decay, nesterov, mode):
+def _sgd_update(
+    param, grad, buf, lr, momentum, dampening_factor, weight_decay, nesterov, mode, scale
+):
     # torch's SGD for one parameter, in the parameter's dtype and in numpy's order of operations
     # (see lfp_ref.optim.SGD): mode 0 no momentum, 1 first momentum step (buf = g), 2 later steps
     for i in prange(param.size):
-        g = grad[i]
+        g = grad[i] * scale
         if weight_decay != 0:
             g = g + weight_decay * param[i]
         if mode == 1:
@@ -116,7 +118,10 @@ _EXPONENT_MASKS = {
 
 def sum_of_squares(values):
     """``sum_i values_i**2`` accumulated in float64 (float32 input is widened element by element,
-    never copied)."""
+    never copied; a non-contiguous array goes through a float64 copy)."""
+    if not values.flags.c_contiguous:
+        flat = values.astype(np.float64).ravel()
+        return float(np.dot(flat, flat))
     return float(_sum_of_squares(_flat(values)))
 
 
@@ -127,10 +132,13 @@ def all_finite(values):
     return _max_exponent_bits(_flat(values).view(bit_type), mask) != mask
 
 
-def sgd_update(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first_step):
+def sgd_update(
+    param, grad, buf, lr, momentum, dampening, weight_decay, nesterov, first_step, scale=1.0
+):
     """One fused pass of torch's SGD update for one parameter, in place (``buf`` None without
     momentum); scalars are rounded to the parameter's dtype as NumPy's weak scalars are::
 
+        g   = scale * g                                   (exact when scale is 1)
         g   = g + weight_decay * p                        (if weight_decay != 0)
         buf = g  (first_step)   or   buf = momentum * buf + (1 - dampening) * g
         g   = g + momentum * buf  (nesterov)   or   g = buf          (if momentum != 0)
@@ -149,5 +157,6 @@ def sgd_update(param, grad, buf, lr, momentum, dampening, weight_decay, nesterov
         kind(weight_decay),
         bool(nesterov),
         mode,
+        kind(scale),
     )
     return param
