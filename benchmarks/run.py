@@ -5,10 +5,11 @@ first-call compile time, a scaling sweep and a profile breakdown.
     python -m benchmarks.run --quick    # fewer steps, a short sweep: a smoke test, ~3 minutes
 
 Every configuration runs in its own process (``--worker``), with the thread counts fixed before
-numpy, numba and torch load. Inside a process the contenders are interleaved: rounds of a few
-steps of each in turn, the first step of each block dropped (it pays for the switch: the other
-runtime's idle threads), so that drift of the machine hits all of them alike. Times are medians
-over at least ``--repeats`` steps after warm-up. Results: a table on stdout, benchmarks/RESULTS.md
+numpy, numba and torch load. Inside a process the contenders are interleaved: rounds of
+back-to-back steps of each in turn (0.4 s a block), the steps of a block's first 0.15 s dropped
+(they pay for the switch: the other runtime's idle threads spin for ~0.1 s), so that drift of
+the machine hits all of them alike. Times are medians over at least ``--repeats`` steps after
+warm-up. Results: a table on stdout, benchmarks/RESULTS.md
 (machine, versions, command, date; a hand-written ``## Notes`` section there is kept) and
 benchmarks/scaling.png.
 """
@@ -16,7 +17,6 @@ benchmarks/scaling.png.
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import subprocess
@@ -49,32 +49,41 @@ SWEEP_WIDTHS = (64, 128, 256, 512, 1000, 2000)
 # ------------------------------------------------------------------------------------------
 
 
-#: pause before each block of steps: the previous contender's idle worker threads stop
-#: spinning (OpenBLAS's spin for ~0.1 s after a call; measured: without the pause, lfprop's
-#: MLP-256 step interleaved with lfp_ref's took 7.0 ms, alone 2.95 ms, with the pause 3.0 ms)
-SETTLE_SECONDS = 0.25
+#: Each contender runs in blocks of back-to-back steps lasting at least BLOCK_SECONDS; the steps
+#: that start in the first DISCARD_SECONDS of a block are not counted. The previous contender's
+#: idle threads are still spinning then (OpenBLAS spins for ~0.1 s after a call; measured:
+#: lfprop's MLP-256 step interleaved with lfp_ref's took 7.0 ms without a break, 2.95 ms alone).
+#: An earlier version slept 0.25 s before each block instead, but a step right after the machine
+#: idled is slow for tens of milliseconds (measured: lfp_ref's MLP-256 step 2.0-2.1 ms in the
+#: 3 steps after a 0.25 s sleep, 1.7 ms back to back), which penalised the shorter steps most.
+BLOCK_SECONDS = 0.4
+DISCARD_SECONDS = 0.15
+MIN_ROUNDS = 5
 
 
-def _interleaved(contenders, repeats, block=4, warmup=3):
-    """Median and spread of seconds per call of each contender, interleaved in blocks of
-    ``block`` calls (the first of each block, which pays for the switch, is not counted), after
-    ``warmup`` calls each."""
+def _interleaved(contenders, repeats, warmup=3):
+    """Median and spread of seconds per call of each contender, interleaved in blocks of calls
+    (see BLOCK_SECONDS; the first call of a block is never counted), after ``warmup`` calls
+    each, until every contender has ``repeats`` counted calls over at least MIN_ROUNDS rounds
+    (who goes first rotates from round to round)."""
     for fn in contenders.values():
         for _ in range(warmup):
             fn()
     times = {name: [] for name in contenders}
     names = list(contenders)
-    rounds = math.ceil(repeats / (block - 1))
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:  # rotate who goes first
+    r = 0
+    while r < MIN_ROUNDS or min(len(t) for t in times.values()) < repeats:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             fn = contenders[name]
-            if len(contenders) > 1:
-                time.sleep(SETTLE_SECONDS)
-            for k in range(block):
+            block_start = time.perf_counter()
+            calls = 0
+            while calls < 2 or time.perf_counter() - block_start < BLOCK_SECONDS:
                 start = time.perf_counter()
                 fn()
-                if k:
+                if calls and (len(contenders) == 1 or start - block_start >= DISCARD_SECONDS):
                     times[name].append(time.perf_counter() - start)
+                calls += 1
+        r += 1
     return {
         name: {
             "median": float(np.median(t)),
@@ -106,6 +115,30 @@ def worker_gemm(config):
     return out
 
 
+def recorded_gemms(step):
+    """A function that replays the ``np.matmul`` calls (every GEMM of lfp_ref's kernels) that one
+    call of ``step`` makes, on the same operands into the same outputs, and their count: the BLAS
+    time of the step alone, measured beside the step itself."""
+    calls = []
+    real = np.matmul
+
+    def recording(*args, **kwargs):
+        calls.append((args, kwargs))
+        return real(*args, **kwargs)
+
+    np.matmul = recording
+    try:
+        step()
+    finally:
+        np.matmul = real
+
+    def replay():
+        for args, kwargs in calls:
+            real(*args, **kwargs)
+
+    return replay, len(calls)
+
+
 def worker_steps(config):
     """LFP step, GD step and forward of lfp_ref, and (float32) of the peers, interleaved."""
     from benchmarks import models
@@ -116,15 +149,23 @@ def worker_steps(config):
     lfp_model, gd_model, fwd_model = (models.build(name, dtype) for _ in range(3))
     lfp_opt = optim.SGD(lfp_model, lr=LR, momentum=MOMENTUM)
     gd_opt = optim.SGD(gd_model, lr=LR, momentum=MOMENTUM)
+    # the GEMMs of one LFP step, replayed on a model of their own
+    gemm_model = models.build(name, dtype)
+    gemm_opt = optim.SGD(gemm_model, lr=LR, momentum=MOMENTUM)
+    lfp_gemms, n_gemms = recorded_gemms(
+        lambda: engine.lfp_step(gemm_model, gemm_opt, x, y, clip_norm=CLIP)
+    )
     contenders = {
         "lfp_ref LFP": lambda: engine.lfp_step(lfp_model, lfp_opt, x, y, clip_norm=CLIP),
         "lfp_ref GD": lambda: engine.gd_step(gd_model, gd_opt, x, y, clip_norm=CLIP),
         "lfp_ref forward": lambda: engine.forward(fwd_model, x),
+        "lfp_ref LFP GEMMs": lfp_gemms,
     }
     result = {
         "flops": models.gemm_flops(models.build(name, dtype), x),
         "train_flops": models.training_gemm_flops(models.build(name, dtype), x),
         "batch": len(x),
+        "gemm_calls": n_gemms,
     }
     if config["peers"]:
         from benchmarks import peers
@@ -359,6 +400,8 @@ def step_rows(steps, dtype, gemm):
                 "lfp": t["lfp_ref LFP"],
                 "gd": t["lfp_ref GD"],
                 "forward": t["lfp_ref forward"],
+                "gemms": t.get("lfp_ref LFP GEMMs"),
+                "gemm_calls": res.get("gemm_calls"),
                 "lfprop": t.get("lfprop LFP"),
                 "torch_gd": t.get("torch GD"),
                 "torch_forward": t.get("torch forward"),
@@ -389,9 +432,14 @@ def _target_checks(rows, gemm):
         note = ""
         if value > goal:
             # what the step's GEMMs alone (the first layer's input VJP excluded: training does
-            # not need it) would cost at the machine's best GEMM rate, against lfprop's step
+            # not need it) cost: at the machine's best GEMM rate, and replayed at their shapes
             bound = row["train_gflop"] * 1e9 / rate / row["lfprop"]
             note = f"the GEMMs alone at {rate / 1e9:.0f} GFLOP/s: {bound:.2f}x lfprop's step"
+            if row.get("gemms"):
+                note += (
+                    f"; the step's {row['gemm_calls']} GEMMs replayed at their shapes: "
+                    f"{row['gemms'] / row['lfprop']:.2f}x"
+                )
         out[name] = (value, value <= goal, note)
     for row in rows:
         value = row["lfp"] / row["gd"]
@@ -440,10 +488,14 @@ def markdown(report):
         f"- steps: SGD lr {LR}, momentum {MOMENTUM}, global-norm clipping at {CLIP}; the same "
         "initial weights and the same batch for every contender; ms per step: the median of "
         f">= {report['repeats']} steps after warm-up, the contenders interleaved in blocks of "
-        f"steps within a process, then the median over {report['processes']} such processes "
-        "per configuration",
+        f"back-to-back steps ({BLOCK_SECONDS} s each, the steps of its first {DISCARD_SECONDS} s "
+        f"not counted) within a process, then the median over {report['processes']} such "
+        "processes per configuration",
         "- roofline: 3x the forward pass's GEMM FLOPs (forward, weight VJP, input VJP) at the "
         "best GEMM rate below; fraction = roofline time / measured time",
+        "- LFP's GEMMs: every `np.matmul` call of one lfp_ref LFP step, recorded once and replayed "
+        "on the same operands as one more interleaved contender: the BLAS time of the step, "
+        "and its share of the step",
         "",
         "## GEMM rate (numpy matmul, square, this run)",
         "",
@@ -465,16 +517,18 @@ def markdown(report):
         "## Training steps, float32",
         "",
         "| model | batch | LFP ms | GD ms | LFP / GD | lfprop LFP ms | torch GD ms | "
-        "LFP / lfprop | forward ms (lfp_ref / torch) | roofline ms | LFP at roofline |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "LFP / lfprop | forward ms (lfp_ref / torch) | LFP's GEMMs ms (share) | roofline ms | "
+        "LFP at roofline |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows32:
         fwd = ms(r["forward"]) + (f" / {ms(r['torch_forward'])}" if r["torch_forward"] else "")
+        gemms = f"{ms(r['gemms'])} ({r['gemms'] / r['lfp']:.0%})" if r.get("gemms") else ""
         lines.append(
             f"| {r['model']} | {r['batch']} | {ms(r['lfp'])} | {ms(r['gd'])} | "
             f"{r['lfp'] / r['gd']:.2f} | {ms(r['lfprop'])} | {ms(r['torch_gd'])} | "
-            f"{fmt_ratio(ratio(r['lfp'], r['lfprop']))} | {fwd} | {ms(r['roofline'])} | "
-            f"{r['fraction']:.0%} |"
+            f"{fmt_ratio(ratio(r['lfp'], r['lfprop']))} | {fwd} | {gemms} | "
+            f"{ms(r['roofline'])} | {r['fraction']:.0%} |"
         )
     if not report["peers"]:
         lines += ["", f"The peer columns are empty: {report['peer_note']}"]
