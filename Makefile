@@ -47,9 +47,11 @@ format: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# the peer columns need the crosscheck extra (make setup-crosscheck); without it they are skipped with a note
+# the peer columns need the crosscheck extra (make setup-crosscheck); without it they are skipped
+# with a note. ~25 minutes; `make bench BENCH_ARGS=--quick` is a 2-3 minute smoke run.
+BENCH_ARGS ?=
 bench: setup
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 verify: setup
 	$(BIN)/lfp-ref verify
