@@ -5,22 +5,8 @@ model = lfp.Sequential(lfp.Dense(2, 8), lfp.ReLU(), lfp.Dense(8, 2))
 fb = lfp.feedback(model, x, y, reward=lfp.rewards.softmax_loss)
 """
 
-from . import (
-    attribution,
-    checkpoint,
-    composites,
-    crosscheck,
-    data,
-    interop,
-    losses,
-    optim,
-    rewards,
-    rules,
-    theory,
-    train,
-    zoo,
-)
-from .attribution import attribute
+from . import composites, data, losses, optim, rewards, rules, train, zoo
+from . import trace as _trace_path  # noqa: F401  (the old module path; lfp_ref.trace is the function)
 from .engine import (
     Feedback,
     Gradients,
@@ -30,9 +16,13 @@ from .engine import (
     gradients,
     lfp_step,
 )
+from .explain import attribution
+from .explain.attribution import attribute
+from .explain.trace import Trace, trace
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
-from .trace import Trace, trace
+from .train import checkpoint
+from .verify import crosscheck, interop, theory
 
 __version__ = "0.1.0"
 

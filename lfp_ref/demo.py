@@ -106,7 +106,7 @@ def main(argv=None):
     print(comparison_table(runs))
     figure = args.out / "learning_curves.png"
     try:
-        from .plots import learning_curves
+        from .train.plots import learning_curves
 
         learning_curves(runs, figure, title=f"LeNet on {dataset.name}, one epoch")
         print(f"learning curves: {figure}")

@@ -4,9 +4,9 @@ conservation, the serial and parallel builds, and the error messages."""
 import numba
 import numpy as np
 import pytest
+
 from lfp_ref.kernels.cpu import _jit
 from lfp_ref.kernels.cpu import conv as K
-
 from lfp_ref.layers.conv import Conv2d
 from lfp_ref.rules import Epsilon
 from tests.oracle import conv as oracle

@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from lfp_ref.kernels.cpu import _jit, elementwise
-from lfp_ref.kernels.cpu.dense import dense_vjp_weight
 
 import lfp_ref as lfp
+from lfp_ref.kernels.cpu import _jit, elementwise
+from lfp_ref.kernels.cpu.dense import dense_vjp_weight
 from lfp_ref.layers import containers
 from lfp_ref.rules import Epsilon
 from tests.oracle import dense as oracle

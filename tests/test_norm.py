@@ -3,9 +3,9 @@ differences, running statistics against torch's formulas, state dicts and errors
 
 import numpy as np
 import pytest
-from lfp_ref.kernels.cpu import norm as kernels
 
 import lfp_ref as lfp
+from lfp_ref.kernels.cpu import norm as kernels
 from lfp_ref.layers.norm import BatchNorm1d, BatchNorm2d
 from lfp_ref.rules import Epsilon
 from tests.oracle import norm as oracle

@@ -1033,7 +1033,6 @@ def test_step_rejects_a_bad_scale(rng, scale):
 
 def test_clip_coefficient_is_clip_grad_norms_factor(rng):
     from lfp_ref.kernels.cpu.elementwise import sum_of_squares
-
     from lfp_ref.optim import clip_coefficient
 
     grads = make_grads(rng, TinyModel(rng), steps=1, skip=False)[0]

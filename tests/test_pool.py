@@ -4,9 +4,9 @@ routing of the reward, first-arg-max ties, the serial and parallel builds, and t
 import numba
 import numpy as np
 import pytest
+
 from lfp_ref.kernels.cpu import _jit
 from lfp_ref.kernels.cpu import pool as K
-
 from lfp_ref.layers.base import LinearLayer
 from lfp_ref.layers.pool import AvgPool2d, MaxPool2d
 from lfp_ref.rules import Epsilon

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lfp_ref.kernels.cpu import _jit
 
 import lfp_ref as lfp
 from lfp_ref import rules
 from lfp_ref.composites import Composite
 from lfp_ref.engine import rule_resolver
+from lfp_ref.kernels.cpu import _jit
 from lfp_ref.rules import (
     AlphaBeta,
     Epsilon,

@@ -44,7 +44,7 @@ def run(args):
     print(comparison_table(runs))
     if args.no_plot:
         return 0
-    from ..plots import learning_curves
+    from ..train.plots import learning_curves
 
     target = (args.out or default_figure_dir(args.runs)) / FIGURE_NAME
     for run_info in runs:

@@ -48,7 +48,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from .. import peers
+    from ..verify import peers
 
     if args.batch_size < 2:
         raise CLIError(
@@ -57,7 +57,7 @@ def run(args):
     missing = peers.missing_peer()
     if missing is not None:
         raise CLIError(f"install the crosscheck extra: make crosscheck ({missing} is missing)")
-    from ..crosscheck import crosscheck_model
+    from ..verify.crosscheck import crosscheck_model
 
     report = crosscheck_model(
         args.model, seed=args.seed, batch_size=args.batch_size, dtype=args.dtype

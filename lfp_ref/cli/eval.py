@@ -33,9 +33,9 @@ def add_parser(subparsers):
 def run(args):
     import dataclasses
 
-    from ..checkpoint import CheckpointError
     from ..data import DatasetNotFoundError, DownloadError
     from ..train import ConfigError, TrainConfig, Trainer, evaluate, load_data, read_run
+    from ..train.checkpoint import CheckpointError
 
     try:
         data = None

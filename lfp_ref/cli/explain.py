@@ -94,11 +94,11 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from .. import explain_plots
     from ..engine import feedback_to_gradient
+    from ..explain import plots as explain_plots
+    from ..explain.trace import trace
     from ..losses import cross_entropy
     from ..optim import SGD
-    from ..trace import trace
 
     if args.batch_size < 1:
         raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")

@@ -148,9 +148,9 @@ def data_error_line(exc):
 
 
 def run(args):
-    from ..checkpoint import CheckpointError
     from ..data import DatasetNotFoundError, DownloadError
     from ..train import ConfigError, TrainConfig, Trainer, TrainingDiverged
+    from ..train.checkpoint import CheckpointError
 
     given = _given_config(args)
     show = not args.no_progress

@@ -35,7 +35,7 @@ def add_parser(subparsers):
 
 
 def run(args):
-    from .. import theory
+    from ..verify import theory
 
     checks = theory.run_all(args.seed)
     print(theory.to_table(checks, args.format))

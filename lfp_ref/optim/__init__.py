@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-from .kernels.cpu.elementwise import all_finite, sgd_update, sum_of_squares
+from ..kernels.cpu.elementwise import all_finite, sgd_update, sum_of_squares
 
 __all__ = [
     "Optimizer",

@@ -63,14 +63,14 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import data as _data
+from .. import losses as _losses
+from .. import rewards as _rewards
+from .. import rules as _rules
+from .. import zoo
+from ..engine import forward, gd_step, lfp_step
+from ..optim import SGD, Adam, AdamW, OneCycleLR, StepLR
 from . import checkpoint as ckpt
-from . import data as _data
-from . import losses as _losses
-from . import rewards as _rewards
-from . import rules as _rules
-from . import zoo
-from .engine import forward, gd_step, lfp_step
-from .optim import SGD, Adam, AdamW, OneCycleLR, StepLR
 from .progress import Progress
 
 METHODS = ("lfp", "gd")
@@ -910,7 +910,7 @@ class Trainer:
 
 
 def _lfp_ref_version():
-    from . import __version__
+    from .. import __version__
 
     return __version__
 

@@ -1,0 +1,2 @@
+"""Teaching: one LFP step layer by layer (``trace``), its figures (``plots``) and LRP input
+relevance (``attribution``)."""

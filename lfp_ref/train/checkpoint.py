@@ -1,0 +1,191 @@
+"""Checkpoints: the whole training state in one ``.npz``, written atomically.
+
+A checkpoint is a flat dict of arrays, stored with ``np.savez`` (read back with
+``allow_pickle=False``; nothing in it is pickled). Keys by prefix:
+
+=====================  ========================================================================
+``model/<name>``       parameters and buffers (``model.state_dict()``, torch names)
+``optimizer/<key>``    ``optimizer.state_dict()`` (hyper-parameters, momentum/Adam buffers)
+``scheduler/<key>``    ``scheduler.state_dict()``, when there is a scheduler
+``rng/<layer>``        the ``bit_generator.state`` of every layer that holds a Generator in
+                       ``layer.rng`` (Dropout), as JSON (PCG64's state is a 128-bit integer)
+``trainer/<key>``      whatever the caller adds: position (epoch, batch, step), running sums
+``format``             :data:`FORMAT`, so an unrelated ``.npz`` is refused with a clear message
+=====================  ========================================================================
+
+Writing is atomic: the file is written to a temporary name in the same folder, flushed and
+fsynced, then renamed over the target with ``os.replace`` (and the folder fsynced). A process
+killed at any moment leaves either the old checkpoint or the new one, never a torn file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "lfp_ref-checkpoint-1"
+_PREFIXES = ("model/", "optimizer/", "scheduler/", "rng/", "trainer/")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, unreadable, or does not fit the model / optimizer."""
+
+
+# --------------------------------------------------------------------------------------------
+# files
+
+
+def _fsync_directory(directory):
+    """Make the rename itself durable (POSIX); a no-op where directories cannot be opened."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path, write):
+    """Call ``write(file)`` on a temporary file next to ``path``, fsync it, and rename it onto
+    ``path``. On any error (or interrupt) the temporary file is removed and ``path`` is
+    untouched."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_directory(path.parent)
+
+
+def save(path, state):
+    """Write ``state`` (a flat dict of arrays, scalars and strings) atomically as an ``.npz``.
+
+    Scalars and strings become 0-d arrays; :func:`load` gives them back as Python values.
+    """
+    arrays = {"format": np.array(FORMAT)}
+    for key, value in state.items():
+        if key == "format":
+            raise ValueError("'format' is reserved for the checkpoint's own tag")
+        arrays[key] = np.asarray(value)
+        if arrays[key].dtype.kind == "O":
+            raise TypeError(f"checkpoint entry {key!r} is not an array, a scalar or a str")
+    atomic_write(path, lambda file: np.savez(file, **arrays))
+
+
+def load(path):
+    """Read a checkpoint written by :func:`save`: ``{key: ndarray or Python scalar/str}``.
+
+    Raises
+    ------
+    CheckpointError
+        The file is missing, truncated or corrupt (a bad zip or CRC), or not an lfp_ref
+        checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            state = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({exc})") from exc
+    tag = state.pop("format", None)
+    if tag is None or tag.item() != FORMAT:
+        raise CheckpointError(
+            f"{path} is not an lfp_ref checkpoint (format tag {tag!r}, expected {FORMAT!r})"
+        )
+    return {k: (v.item() if v.ndim == 0 else v) for k, v in state.items()}
+
+
+# --------------------------------------------------------------------------------------------
+# training state
+
+
+def _section(state, prefix):
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def rng_layers(model):
+    """``{layer name: layer}`` for every layer that draws random numbers at training time
+    (holds a ``numpy.random.Generator`` in ``layer.rng``, as Dropout does)."""
+    return {
+        name: layer
+        for name, layer in model.named_layers()
+        if isinstance(getattr(layer, "rng", None), np.random.Generator)
+    }
+
+
+def capture(model, optimizer, scheduler=None, trainer=None):
+    """The training state as a flat dict for :func:`save` (all arrays are copies).
+
+    ``trainer`` is a dict of scalars/strings/arrays the caller needs to resume (position in the
+    data, running sums); it comes back from :func:`restore`.
+    """
+    state = {f"model/{k}": v for k, v in model.state_dict().items()}
+    state.update({f"optimizer/{k}": v for k, v in optimizer.state_dict().items()})
+    if scheduler is not None:
+        state.update({f"scheduler/{k}": v for k, v in scheduler.state_dict().items()})
+    for name, layer in rng_layers(model).items():
+        state[f"rng/{name}"] = json.dumps(layer.rng.bit_generator.state)
+    state.update({f"trainer/{k}": v for k, v in (trainer or {}).items()})
+    return state
+
+
+def restore(state, model, optimizer, scheduler=None, where="the checkpoint"):
+    """Load a state from :func:`capture` / :func:`load` into a freshly built model, optimizer
+    and scheduler (in place). Returns the ``trainer`` dict.
+
+    Raises
+    ------
+    CheckpointError
+        Mismatched parameter names or shapes, another optimizer or scheduler, a missing or
+        unexpected random-number state.
+    """
+    unknown = sorted({k.split("/", 1)[0] + "/" for k in state} - set(_PREFIXES))
+    if unknown:
+        raise CheckpointError(f"{where} has unknown sections {unknown}")
+    try:
+        model.load_state_dict(_section(state, "model/"))
+    except ValueError as exc:
+        raise CheckpointError(f"{where} does not fit the model: {exc}") from exc
+    try:
+        optimizer.load_state_dict(_section(state, "optimizer/"))
+    except ValueError as exc:
+        raise CheckpointError(f"{where} does not fit the optimizer: {exc}") from exc
+    saved_schedule = _section(state, "scheduler/")
+    if (scheduler is None) != (not saved_schedule):
+        had = saved_schedule.get("scheduler", "no scheduler")
+        wants = type(scheduler).__name__ if scheduler is not None else "no scheduler"
+        raise CheckpointError(f"{where} was saved with {had}, but this run uses {wants}")
+    if scheduler is not None:
+        try:
+            scheduler.load_state_dict(saved_schedule)
+        except ValueError as exc:
+            raise CheckpointError(f"{where} does not fit the scheduler: {exc}") from exc
+    saved_rngs = _section(state, "rng/")
+    layers = rng_layers(model)
+    if set(saved_rngs) != set(layers):
+        raise CheckpointError(
+            f"{where} has random-number states for layers {sorted(saved_rngs)}, but the model's "
+            f"random layers are {sorted(layers)}"
+        )
+    for name, layer in layers.items():
+        try:
+            layer.rng.bit_generator.state = json.loads(saved_rngs[name])
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where}: bad random-number state for layer {name!r}") from exc
+    return _section(state, "trainer/")
