@@ -1,7 +1,15 @@
 """lfp_ref's layers: each has a forward, an LFP feedback and a backprop pass."""
 
 from .activations import ACTIVATIONS, ELU, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Step, Tanh
-from .base import Layer, LinearLayer
+from .base import (
+    Activation,
+    Container,
+    Layer,
+    LinearLayer,
+    NormalizationLayer,
+    PoolingLayer,
+    WeightedLayer,
+)
 from .containers import Residual, Sequential
 from .conv import Conv2d
 from .dense import Dense
@@ -11,6 +19,11 @@ from .pool import AvgPool2d, MaxPool2d
 from .reshape import Flatten
 
 __all__ = [
+    "Activation",
+    "Container",
+    "NormalizationLayer",
+    "PoolingLayer",
+    "WeightedLayer",
     "ACTIVATIONS",
     "AvgPool2d",
     "Conv2d",

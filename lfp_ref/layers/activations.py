@@ -4,30 +4,7 @@ section 2); under backprop, ``dL/dx = dL/dy * f'(x)``."""
 import numpy as np
 from scipy.special import expit
 
-from .base import Layer
-
-
-class Activation(Layer):
-    """``y = f(x)`` elementwise; subclasses give ``f`` and ``f'`` (from x and y)."""
-
-    def forward(self, x):
-        y = self.function(x)
-        self._cache = (x, y)
-        return y
-
-    def feedback(self, reward, rule_for):
-        self._cached()
-        return reward, {}
-
-    def backward(self, grad):
-        x, y = self._cached()
-        return grad * self.derivative(x, y), {}
-
-    def function(self, x):
-        raise NotImplementedError
-
-    def derivative(self, x, y):
-        raise NotImplementedError
+from .base import Activation
 
 
 class Identity(Activation):

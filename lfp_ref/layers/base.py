@@ -213,6 +213,53 @@ class LinearLayer(Layer):
         return self._cached()[1]
 
 
+# -- the layer families: code above the layers dispatches on these, never on concrete classes --
+
+
+class WeightedLayer(LinearLayer):
+    """A linear layer with a ``weight`` (output features first, torch's layout) and an optional
+    ``bias``, the layers every LRP rule applies to (Dense, Conv2d). Subclasses also provide
+    ``matrix_view()`` (see :class:`lfp_ref.rules`) so that rules see them as ``X W^T + b``."""
+
+
+class PoolingLayer(Layer):
+    """Window pooling over NCHW input (AvgPool2d, MaxPool2d)."""
+
+
+class NormalizationLayer(LinearLayer):
+    """Per-channel normalisation with parameters ``weight`` (gamma) and ``bias`` (beta) and
+    running-statistics buffers (BatchNorm1d, BatchNorm2d)."""
+
+
+class Activation(Layer):
+    """``y = f(x)`` elementwise (ReLU, Tanh, Step, ...): the identity rule under LFP,
+    ``dL/dx = dL/dy * f'(x)`` under backprop. Subclasses give ``function(x)`` and
+    ``derivative(x, y)``."""
+
+    def forward(self, x):
+        y = self.function(x)
+        self._cache = (x, y)
+        return y
+
+    def feedback(self, reward, rule_for):
+        self._cached()
+        return reward, {}
+
+    def backward(self, grad):
+        x, y = self._cached()
+        return grad * self.derivative(x, y), {}
+
+    def function(self, x):
+        raise NotImplementedError
+
+    def derivative(self, x, y):
+        raise NotImplementedError
+
+
+class Container(Layer):
+    """A layer made of other layers (Sequential, Residual): its passes walk its children."""
+
+
 def init_uniform(rng, shape, fan_in, dtype):
     """torch's default init for Linear/Conv (kaiming_uniform with a=sqrt(5), and the bias):
     U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""

@@ -3,10 +3,10 @@
 
 from contextlib import contextmanager
 
-from .base import Layer
+from .base import Container, Layer
 
 
-class Sequential(Layer):
+class Sequential(Container):
     """Layers applied in order. Feedback and backprop walk them in reverse."""
 
     def __init__(self, *layers):
@@ -58,7 +58,7 @@ class Sequential(Layer):
         return f"Sequential({inner}\n)"
 
 
-class Residual(Layer):
+class Residual(Container):
     """``z = branch(x) + shortcut(x)`` (shortcut None: the identity).
 
     LFP splits the reward at the sum in proportion to the two summands (spec section 2,

@@ -16,7 +16,7 @@ from ..kernels.cpu.conv import (
     im2col,
     samples_per_chunk,
 )
-from .base import LinearLayer, as_rng, check_dtype, init_uniform
+from .base import WeightedLayer, as_rng, check_dtype, init_uniform
 
 
 class Scratch:
@@ -101,7 +101,7 @@ def check_nchw_input(layer, x, channels=None):
         raise TypeError(f"{layer!r} computes in float32 or float64, got input dtype {x.dtype}")
 
 
-class Conv2d(LinearLayer):
+class Conv2d(WeightedLayer):
     """2-D convolution (cross-correlation, as torch), x (B, C, H, W) -> z (B, O, Ho, Wo),
     ``Ho = (H + 2*ph - dh*(kh - 1) - 1) // sh + 1``.
 

@@ -3,10 +3,10 @@
 import numpy as np
 
 from ..kernels.cpu.dense import bias_vjp, dense_forward, dense_vjp_input, dense_vjp_weight
-from .base import LinearLayer, as_rng, check_dtype, init_uniform
+from .base import WeightedLayer, as_rng, check_dtype, init_uniform
 
 
-class Dense(LinearLayer):
+class Dense(WeightedLayer):
     """Fully connected layer, ``z = x W^T + b``; x (B, in_features) -> z (B, out_features)."""
 
     param_names = ("weight", "bias")

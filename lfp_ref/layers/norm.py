@@ -27,10 +27,10 @@ from ..kernels.cpu.norm import (
     vjp_input_eval,
     vjp_input_train,
 )
-from .base import FLOAT_DTYPES, LinearLayer, check_dtype
+from .base import FLOAT_DTYPES, NormalizationLayer, check_dtype
 
 
-class _BatchNorm(LinearLayer):
+class _BatchNorm(NormalizationLayer):
     """Shared implementation; subclasses say which input shapes they take."""
 
     param_names = ("weight", "bias")

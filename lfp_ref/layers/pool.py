@@ -15,11 +15,11 @@ from ..kernels.cpu.pool import (
     pool2d_output_size,
     route_to_argmax,
 )
-from .base import Layer, LinearLayer
+from .base import LinearLayer, PoolingLayer
 from .conv import as_pair, check_nchw_input, format_pair
 
 
-class _Pool2d:
+class _Pool2d(PoolingLayer):
     """Window geometry and input checks shared by the two pools."""
 
     def _setup(self, kernel_size, stride, padding):
@@ -91,7 +91,7 @@ class AvgPool2d(_Pool2d, LinearLayer):
         return avgpool2d_vjp(v, self.kernel_size, self.stride, self.padding, np.empty_like(x)), {}
 
 
-class MaxPool2d(_Pool2d, Layer):
+class MaxPool2d(_Pool2d):
     """Max pooling, ``z = max(window)`` with padding as -inf; ``stride`` defaults to
     ``kernel_size``. Feedback and backprop route each output's reward / gradient to the first
     arg-max of its window (row-major scan, torch's choice)."""
