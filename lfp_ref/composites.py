@@ -373,10 +373,9 @@ def merge_batchnorm(model, keep_bn_eps=False):
     zennit's ``SequentialMergeBatchNorm``; the composites give that BatchNorm ``Pass()``, as zennit
     does. Layer names are unchanged. The input model is not modified.
     """
-    # the forward caches are not copied (the memo maps each to None): they are stale for the
-    # merged layers, and not every cache type can be deep-copied
-    memo = {id(lay._cache): None for _, lay in model.named_layers() if lay._cache is not None}
-    merged = copy.deepcopy(model, memo)
+    # a copy carries no forward caches (Layer.__getstate__): they would be stale for the merged
+    # layers
+    merged = copy.deepcopy(model)
     leaves = _leaves(merged)
     for (prev_name, prev), (name, bn) in zip(leaves, leaves[1:]):
         if not (isinstance(prev, WEIGHTED_LAYERS) and isinstance(bn, BATCHNORMS)):

@@ -19,8 +19,7 @@ from . import losses as _losses
 from . import rewards as _rewards
 from . import rules as _rules
 from ._checks import check_array
-from .kernels.cpu.elementwise import sum_of_squares
-from .layers.containers import input_vjp_skipped
+from .kernels import backend_of
 from .optim import clip_coefficient
 from .rules import DEFAULT_EPS, Epsilon
 
@@ -93,10 +92,12 @@ def rule_resolver(rule=None, eps=DEFAULT_EPS, composite=None, model=None):
 
 
 def forward(model, x):
-    """Validated forward pass; returns the logits."""
+    """Validated forward pass that starts a new pass (the caches of earlier passes are dropped);
+    returns ``(x, logits)``."""
     x = check_array(x, "x", model.dtype)
+    model.clear_caches()
     logits = model.forward(x)
-    if not np.isfinite(logits).all():
+    if not backend_of(logits).xp.isfinite(logits).all():
         raise FloatingPointError(
             "the forward pass produced non-finite outputs; the weights or inputs are too large "
             "(check the learning rate)"
@@ -104,15 +105,40 @@ def forward(model, x):
     return x, logits
 
 
-def _ordered(model, params):
-    """``(params, squared norms)`` in the model's registration order; non-finite feedback is an
-    error. One pass per parameter: the float64 sum of squares is finite exactly when every entry
-    is (unless float64 squares overflow, which the exact check below tells apart)."""
+def resolve_reward(reward, logits, y):
+    """The reward array at the output (the one place that turns ``reward=`` into an array):
+    ``reward`` is a name from ``lfp_ref.rewards.REWARDS``, a callable ``(logits, y) -> r``, or
+    the array itself. The result must have the logits' shape and be finite; it is cast to the
+    logits' dtype."""
+    if isinstance(reward, (list, tuple)) or backend_of(logits).is_array(reward):
+        r = reward
+    else:
+        r = _rewards.get(reward)(logits, y)
+    if np.shape(r) != logits.shape:
+        what = "the reward array" if r is reward else f"the reward {_rewards.name_of(reward)!r}"
+        raise ValueError(f"{what} must have the logits' shape {logits.shape}, got {np.shape(r)}")
+    return check_array(backend_of(logits).contiguous(r, dtype=logits.dtype), "reward")
+
+
+def collect(model, params):
+    """``(params, squared norms)`` by the model's parameter names, in registration order: the
+    values of a layer used more than once (listed under each use's name by the containers) are
+    summed under the first name; non-finite feedback is an error.
+
+    This is the one finiteness check of a step. One pass per parameter: the float64 sum of
+    squares is finite exactly when every entry is (unless float64 squares overflow, which the
+    exact check below tells apart); the optimizer and clipping reuse the sums.
+    """
+    for alias, name in model.parameter_aliases().items():
+        value = params.pop(alias, None)
+        if value is not None:
+            params[name] += value
     ordered, squared = {}, {}
     for name, _ in model.named_parameters():
         value = params[name]
-        squared[name] = sum_of_squares(value)
-        if not np.isfinite(squared[name]) and not np.isfinite(value).all():
+        bk = backend_of(value)
+        squared[name] = bk.elementwise.sum_of_squares(value)
+        if not np.isfinite(squared[name]) and not bk.xp.isfinite(value).all():
             raise FloatingPointError(f"non-finite feedback/gradient for parameter {name!r}")
         ordered[name] = value
     return ordered, squared
@@ -160,22 +186,13 @@ def feedback(
             f"batch_reduction must be one of {BATCH_REDUCTIONS}, got {batch_reduction!r}"
         )
     x, logits = forward(model, x)
-    if isinstance(reward, np.ndarray) or isinstance(reward, (list, tuple)):
-        r = np.asarray(reward)
-        if r.shape != logits.shape:
-            raise ValueError(
-                f"the reward array must have the logits' shape {logits.shape}, got {r.shape}"
-            )
-        r = r.astype(logits.dtype)
-    else:
-        r = _rewards.get(reward)(logits, y)
-    r = check_array(np.asarray(r, dtype=logits.dtype), "reward")
-    with input_vjp_skipped(model, skip=not input_reward):
-        reward_in, params = model.feedback(r, rule_resolver(rule, eps, composite, model))
+    r = resolve_reward(reward, logits, y)
+    rule_for = rule_resolver(rule, eps, composite, model)
+    reward_in, params = model.feedback(r, rule_for, input_reward=input_reward)
     if batch_reduction == "mean":
         for value in params.values():
             value /= x.shape[0]
-    ordered, squared = _ordered(model, params)
+    ordered, squared = collect(model, params)
     return Feedback(ordered, reward_in, logits, r, squared)
 
 
@@ -187,18 +204,18 @@ def gradients(model, x, y, loss="cross_entropy", reduction="mean", input_grad=Tr
         raise ValueError(f"reduction must be one of {_losses.REDUCTIONS}, got {reduction!r}")
     x, logits = forward(model, x)
     value, grad = _losses.get(loss)(logits, y, reduction=reduction)
-    with input_vjp_skipped(model, skip=not input_grad):
-        grad_in, params = model.backward(np.ascontiguousarray(grad, dtype=logits.dtype))
-    ordered, squared = _ordered(model, params)
+    grad = backend_of(logits).contiguous(grad, dtype=logits.dtype)
+    grad_in, params = model.backward(grad, input_grad=input_grad)
+    ordered, squared = collect(model, params)
     return Gradients(ordered, grad_in, logits, value, squared)
 
 
 def feedback_to_gradient(params):
     """The sign convention: the optimizer descends ``g = -F``, so LFP ascends the feedback.
     Negates ``params`` in place and returns it."""
-    return {
-        name: np.multiply(value, GRADIENT_PER_FEEDBACK, out=value) for name, value in params.items()
-    }
+    for value in params.values():
+        value *= GRADIENT_PER_FEEDBACK
+    return params
 
 
 def _descend(optimizer, grads, squared_norms, clip_norm, scale=1.0):
@@ -207,7 +224,8 @@ def _descend(optimizer, grads, squared_norms, clip_norm, scale=1.0):
     and the arrays in ``grads`` are left as they are."""
     if clip_norm is not None:
         scale *= clip_coefficient(squared_norms, clip_norm)[0]
-    optimizer.step(grads, scale=scale)
+    # the sums of squares of collect() already proved the arrays finite: no second scan
+    optimizer.step(grads, scale=scale, squared_norms=squared_norms)
 
 
 def lfp_step(

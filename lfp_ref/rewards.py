@@ -108,3 +108,13 @@ def get(reward):
         return REWARDS[reward]
     except KeyError:
         raise ValueError(f"unknown reward {reward!r}; known: {', '.join(REWARDS)}") from None
+
+
+def name_of(reward):
+    """A short name of what was given as ``reward=``: its name, a function's ``__name__``, or
+    "(given array)"."""
+    if isinstance(reward, str):
+        return reward
+    if hasattr(reward, "shape") or isinstance(reward, (list, tuple)):
+        return "(given array)"
+    return getattr(reward, "__name__", repr(reward))

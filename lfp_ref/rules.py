@@ -66,33 +66,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels.cpu.conv import col2im, im2col, nchw_to_rows
-from .kernels.cpu.dense import bias_vjp, dense_forward, dense_vjp_input, dense_vjp_weight
-from .kernels.cpu.elementwise import multiply, multiply_abs, stabilized_ratio
-from .kernels.cpu.rules import (
-    accumulate_product,
-    accumulate_signed_product,
-    gamma_weights,
-    split_by_output_sign,
-    split_signs,
-)
-from .layers.base import LinearLayer
+from .kernels import backend_of
+from .layers.base import LinearLayer, NormalizationLayer, WeightedLayer
 from .layers.containers import Residual
-from .layers.conv import Conv2d
-from .layers.dense import Dense
-from .layers.norm import BatchNorm1d, BatchNorm2d
 
 DEFAULT_EPS = 1e-6
 
-#: the layer types with weights, which every rule applies to
-WEIGHTED_LAYERS = (Dense, Conv2d)
-
-
-def _wants_input(layer):
-    """False when the layer was told to skip its input VJP (``layer.input_vjp = False``, set for
-    a network's first layer by ``lfp_ref.layers.containers.input_vjp_skipped``): the rule then
-    returns None for the reward at the input and still every parameter's feedback."""
-    return getattr(layer, "input_vjp", True)
+#: the layer family every rule applies to (Dense, Conv2d, and any WeightedLayer)
+WEIGHTED_LAYERS = (WeightedLayer,)
 
 
 def _check_stabilizer(value, owner, name="stabilizer"):
@@ -102,11 +83,15 @@ def _check_stabilizer(value, owner, name="stabilizer"):
 
 
 class Rule:
-    """Base class of the rules. A rule has ``propagate(layer, reward) -> (reward_in,
-    {param: feedback})`` for the layers it applies to, and ``check_layer(layer)``, which raises a
-    ValueError that names the rules that do apply."""
+    """Base class of the rules. A rule has ``propagate(layer, reward, input_reward=True) ->
+    (reward_in, {param: feedback})`` for the layers it applies to (``reward_in`` may be None when
+    ``input_reward`` is False), and ``check_layer(layer)``, which raises a ValueError that names
+    the rules that do apply. It reads the layer through the layer protocol's public methods only:
+    ``cached_input``, ``cached_output``, ``vjp``, ``own_parameters`` and, for the weighted
+    layers, the matrix view (``weight_matrix``, ``input_rows``, ``to_rows``, ``output_rows``,
+    ``rows_to_input``)."""
 
-    def propagate(self, layer, reward):
+    def propagate(self, layer, reward, input_reward=True):
         raise NotImplementedError
 
     def propagate_sum(self, inputs, z, reward):
@@ -127,21 +112,24 @@ class Epsilon(Rule):
             raise ValueError(f"Epsilon(eps) needs a finite eps >= 0, got {eps}")
         self.eps = float(eps)
 
-    def propagate(self, layer, reward):
+    def propagate(self, layer, reward, input_reward=True):
         x, z = layer.cached_input, layer.cached_output
-        rho = stabilized_ratio(reward, z, self.eps, out=np.empty_like(z))
-        reward_in, vjp_params = layer.vjp(rho)
-        if reward_in is not None:  # None: the layer skips its input VJP (``input_vjp = False``)
-            multiply(reward_in, x, out=reward_in)
+        bk = backend_of(reward, z)
+        kernels = bk.elementwise
+        rho = kernels.stabilized_ratio(reward, z, self.eps, out=bk.empty_like(z))
+        reward_in, vjp_params = layer.vjp(rho, input_vjp=input_reward)
+        if reward_in is not None:  # None: the layer skipped its input VJP (not needed)
+            kernels.multiply(reward_in, x, out=reward_in)
         params = layer.own_parameters()
         return reward_in, {
-            name: multiply_abs(v, params[name], out=v) for name, v in vjp_params.items()
+            name: kernels.multiply_abs(v, params[name], out=v) for name, v in vjp_params.items()
         }
 
     def propagate_sum(self, inputs, z, reward):
         """A parameter-free sum ``z = a + b + ...``: ``R_a = a * r / stab(z)`` for each summand."""
-        rho = stabilized_ratio(reward, z, self.eps, out=np.empty_like(z))
-        return [multiply(a, rho, out=np.empty_like(z)) for a in inputs]
+        bk = backend_of(reward, z)
+        rho = bk.elementwise.stabilized_ratio(reward, z, self.eps, out=bk.empty_like(z))
+        return [bk.elementwise.multiply(a, rho, out=bk.empty_like(z)) for a in inputs]
 
     def check_layer(self, layer):
         if not isinstance(layer, (LinearLayer, Residual)):
@@ -169,19 +157,20 @@ class Pass(Rule):
     (BatchNorm under the zennit composites, which expect BN merged into the layer before). The
     layer's parameters receive no reward, so their feedback is zero."""
 
-    def propagate(self, layer, reward):
+    def propagate(self, layer, reward, input_reward=True):
         x = layer.cached_input
         if np.shape(reward) != x.shape:
             raise ValueError(
                 f"Pass() needs a layer whose output has its input's shape; {layer!r} maps "
                 f"{x.shape} to {np.shape(reward)}"
             )
+        bk = backend_of(reward, x)
         params = layer.own_parameters()
-        reward_in = np.ascontiguousarray(reward, dtype=x.dtype) if _wants_input(layer) else None
-        return reward_in, {name: np.zeros_like(value) for name, value in params.items()}
+        reward_in = bk.contiguous(reward, dtype=x.dtype) if input_reward else None
+        return reward_in, {name: bk.zeros_like(value) for name, value in params.items()}
 
     def check_layer(self, layer):
-        if not isinstance(layer, (BatchNorm1d, BatchNorm2d)):
+        if not isinstance(layer, NormalizationLayer):
             raise ValueError(
                 f"Pass() applies to BatchNorm (shape-preserving layers), not {layer!r}; "
                 "activations pass the reward through by themselves"
@@ -208,68 +197,59 @@ class _Term:
 
 
 class _MatrixView:
-    """A Dense or Conv2d layer at its cached input, seen as the matrix product
-    ``z_rows = X_rows W^T + b``: Dense as it is (rows = samples), Conv2d through its im2col column
-    matrix (rows = output positions, ``W = weight.reshape(O, C*kh*kw)``).
+    """A weighted layer at the input of the use being reversed, seen as the matrix product
+    ``z_rows = X_rows W^T + b`` through the layer's matrix view (Dense as it is, rows = samples;
+    Conv2d through its im2col column matrix, rows = output positions,
+    ``W = weight.reshape(O, C*kh*kw)``).
 
     Modified inputs, by name, each in input space (shape of x, to multiply the outgoing reward)
     and in row space (for the GEMMs): "x", "x+", "x-", "ones", and any the rule adds with
     :meth:`add_input`. Clamping commutes with im2col (padding is 0), so "x+"/"x-" rows are the
-    clamped column matrix; other inputs go through im2col.
+    clamped rows of x; other inputs go through the layer's ``to_rows``.
     """
 
     def __init__(self, layer):
         self.layer = layer
-        self.is_conv = isinstance(layer, Conv2d)
-        if self.is_conv:
-            x, z, cols = layer._cached()
-            self.weight = layer.weight.reshape(layer.out_channels, -1)  # (O, C*kh*kw)
-            self.z_rows = nchw_to_rows(z, np.empty((cols.shape[0], layer.out_channels), z.dtype))
-        else:
-            x, z = layer._cached()
-            x = cols = np.ascontiguousarray(x)
-            self.weight = layer.weight  # (O, I)
-            self.z_rows = z
+        x, z = layer.cached_input, layer.cached_output
+        self.bk = bk = backend_of(x, z)
+        rows = layer.input_rows()
+        self.rows_are_input = rows is x  # Dense: the rows are the samples
+        if self.rows_are_input:
+            x = rows = bk.contiguous(x)
+        self.weight = layer.weight_matrix()  # (O, K)
+        self.z_rows = layer.output_rows(z)  # (N, O)
         self.x, self.z = x, z
-        self._inputs = {"x": (x, cols)}
+        self._inputs = {"x": (x, rows)}
 
     def output_rows(self, v):
         """An output-shaped array in row space, (N, O)."""
-        v = np.ascontiguousarray(v, dtype=self.z.dtype)
-        if not self.is_conv:
-            return v
-        return nchw_to_rows(v, np.empty_like(self.z_rows))
+        return self.layer.output_rows(self.bk.contiguous(v, dtype=self.z.dtype))
 
     def _rows(self, a):
-        if not self.is_conv:
-            return a
-        geometry = (self.layer.kernel_size, self.layer.stride, self.layer.padding)
-        return im2col(a, *geometry, self.layer.dilation, np.empty_like(self._inputs["x"][1]))
+        return a if self.rows_are_input else self.layer.to_rows(a)
 
     def to_input(self, d_rows):
         """The adjoint of the row map: (N, K) -> shape of x (col2im for Conv2d)."""
-        if not self.is_conv:
-            return d_rows
-        geometry = (self.layer.kernel_size, self.layer.stride, self.layer.padding)
-        return col2im(d_rows, *geometry, self.layer.dilation, np.empty_like(self.x))
+        return self.layer.rows_to_input(d_rows)
 
     def add_input(self, name, values):
-        values = np.ascontiguousarray(values, dtype=self.x.dtype)
+        values = self.bk.contiguous(values, dtype=self.x.dtype)
         self._inputs[name] = (values, self._rows(values))
 
     def _ensure(self, name):
         if name in self._inputs:
             return
-        x, rows = self._inputs["x"]
+        bk, (x, rows) = self.bk, self._inputs["x"]
+        split_signs = bk.rules.split_signs
         if name in ("x+", "x-"):
-            x_pos, x_neg = split_signs(x, np.empty_like(x), np.empty_like(x))
-            if self.is_conv:
-                rows_pos, rows_neg = split_signs(rows, np.empty_like(rows), np.empty_like(rows))
-            else:
+            x_pos, x_neg = split_signs(x, bk.empty_like(x), bk.empty_like(x))
+            if self.rows_are_input:
                 rows_pos, rows_neg = x_pos, x_neg
+            else:
+                rows_pos, rows_neg = split_signs(rows, bk.empty_like(rows), bk.empty_like(rows))
             self._inputs["x+"], self._inputs["x-"] = (x_pos, rows_pos), (x_neg, rows_neg)
         elif name == "ones":
-            ones = np.ones_like(x)
+            ones = bk.ones_like(x)
             self._inputs["ones"] = (ones, self._rows(ones))
         else:
             raise KeyError(f"no modified input {name!r}")
@@ -287,7 +267,8 @@ def _signs(values):
     """``(values+, values-)``, or ``(None, None)`` for no values (a layer without bias)."""
     if values is None:
         return None, None
-    return split_signs(values, np.empty_like(values), np.empty_like(values))
+    bk = backend_of(values)
+    return bk.rules.split_signs(values, bk.empty_like(values), bk.empty_like(values))
 
 
 class _ModifiedWeightsRule(Rule):
@@ -310,13 +291,15 @@ class _ModifiedWeightsRule(Rule):
                 "Residual take Norm() or Epsilon(), BatchNorm Pass() or Epsilon()"
             )
 
-    def propagate(self, layer, reward):
+    def propagate(self, layer, reward, input_reward=True):
         """``(R_x, {"weight": F_W, "bias": F_b})`` from the rule's connection messages:
         ``R_x = sum_terms coef x' * VJP_x'(rho_g; W')``, ``F_W = sign(W) * sum_terms coef W' *
         (rho_g^T X')``, ``F_b = sign(b) * sum_terms coef b' * sum rho_g``, where
         ``rho_g = R_g / stab(sum of the group's forward passes)``."""
         self.check_layer(layer)
         view = _MatrixView(layer)
+        bk = view.bk
+        dense, rules = bk.dense, bk.rules
         if np.shape(reward) != view.z.shape:
             raise ValueError(
                 f"{self!r}: the reward must have {layer!r}'s output shape {view.z.shape}, "
@@ -328,22 +311,22 @@ class _ModifiedWeightsRule(Rule):
 
         # rho_g = R_g / stab(z_g), z_g the sum of the group's modified forward passes
         rhos = [None] * len(group_rewards)
-        scratch = np.empty_like(reward_rows)  # (N, O)
+        scratch = bk.empty_like(reward_rows)  # (N, O)
         for term in terms:
             rows, rho = view.input_rows(term.input), rhos[term.group]
             if rho is None:
-                out = np.empty_like(scratch)
-                rhos[term.group] = dense_forward(rows, term.weight, term.bias, out)
+                out = bk.empty_like(scratch)
+                rhos[term.group] = dense.dense_forward(rows, term.weight, term.bias, out)
             else:
-                rho += dense_forward(rows, term.weight, term.bias, scratch)
+                rho += dense.dense_forward(rows, term.weight, term.bias, scratch)
         for rho, group_reward in zip(rhos, group_rewards):
-            stabilized_ratio(group_reward, rho, self.stabilizer, out=rho)
+            bk.elementwise.stabilized_ratio(group_reward, rho, self.stabilizer, out=rho)
 
         # outgoing reward: per modified input x', x' * VJP_x(sum_terms coef rho_g W'^T); the
         # coefficient goes on the (small) weight, not on the (N, K) product
         reward_in = None
-        if _wants_input(layer):
-            d_rows = np.empty_like(view.input_rows("x"))  # (N, K)
+        if input_reward:
+            d_rows = bk.empty_like(view.input_rows("x"))  # (N, K)
             for name in dict.fromkeys(term.input for term in terms):
                 total = None
                 for term in terms:
@@ -351,29 +334,35 @@ class _ModifiedWeightsRule(Rule):
                         continue
                     weight = term.weight if term.coef == 1 else term.weight * term.coef
                     if total is None:
-                        total = dense_vjp_input(rhos[term.group], weight, np.empty_like(d_rows))
+                        total = dense.dense_vjp_input(
+                            rhos[term.group], weight, bk.empty_like(d_rows)
+                        )
                     else:
-                        total += dense_vjp_input(rhos[term.group], weight, d_rows)
+                        total += dense.dense_vjp_input(rhos[term.group], weight, d_rows)
                 share = view.to_input(total)
                 if reward_in is None:
-                    reward_in = multiply(view.input(name), share, out=share)
+                    reward_in = bk.elementwise.multiply(view.input(name), share, out=share)
                 else:
-                    accumulate_product(view.input(name), share, reward_in)
+                    rules.accumulate_product(view.input(name), share, reward_in)
 
         # parameter feedback: the signed messages, summed over the batch (and positions)
-        weight_feedback = np.zeros_like(view.weight)
-        vjp = np.empty_like(view.weight)  # (O, K)
+        weight_feedback = bk.zeros_like(view.weight)
+        vjp = bk.empty_like(view.weight)  # (O, K)
         for term in terms:
-            dense_vjp_weight(view.input_rows(term.input), rhos[term.group], vjp)
-            accumulate_signed_product(view.weight, term.weight, vjp, term.coef, weight_feedback)
+            dense.dense_vjp_weight(view.input_rows(term.input), rhos[term.group], vjp)
+            rules.accumulate_signed_product(
+                view.weight, term.weight, vjp, term.coef, weight_feedback
+            )
         feedback = {"weight": weight_feedback.reshape(layer.weight.shape)}
         if layer.bias is not None:
-            bias_feedback = np.zeros_like(layer.bias)
-            sums = np.empty_like(layer.bias)
+            bias_feedback = bk.zeros_like(layer.bias)
+            sums = bk.empty_like(layer.bias)
             for term in terms:
                 if term.bias is not None:
-                    bias_vjp(rhos[term.group], sums)
-                    accumulate_signed_product(layer.bias, term.bias, sums, term.coef, bias_feedback)
+                    dense.bias_vjp(rhos[term.group], sums)
+                    rules.accumulate_signed_product(
+                        layer.bias, term.bias, sums, term.coef, bias_feedback
+                    )
             feedback["bias"] = bias_feedback
         return reward_in, feedback
 
@@ -464,12 +453,13 @@ class Gamma(_ModifiedWeightsRule):
         self.gamma = float(gamma)
 
     def _terms(self, view):
-        w = view.weight
-        w_up, w_down = gamma_weights(w, self.gamma, np.empty_like(w), np.empty_like(w))
+        bk, w = view.bk, view.weight
+        gamma_weights = bk.rules.gamma_weights
+        w_up, w_down = gamma_weights(w, self.gamma, bk.empty_like(w), bk.empty_like(w))
         b = view.layer.bias
         b_up, b_down = (None, None)
         if b is not None:
-            b_up, b_down = gamma_weights(b, self.gamma, np.empty_like(b), np.empty_like(b))
+            b_up, b_down = gamma_weights(b, self.gamma, bk.empty_like(b), bk.empty_like(b))
         return [
             _Term("x+", w_up, b_up, group=0),
             _Term("x-", w_down, None, group=0),
@@ -478,8 +468,9 @@ class Gamma(_ModifiedWeightsRule):
         ]
 
     def _group_rewards(self, view, reward_rows):
-        positive, negative = np.empty_like(reward_rows), np.empty_like(reward_rows)
-        return list(split_by_output_sign(reward_rows, view.z_rows, positive, negative))
+        bk = view.bk
+        positive, negative = bk.empty_like(reward_rows), bk.empty_like(reward_rows)
+        return list(bk.rules.split_by_output_sign(reward_rows, view.z_rows, positive, negative))
 
     def __repr__(self):
         return f"Gamma(gamma={self.gamma:g}, stabilizer={self.stabilizer:g})"
@@ -491,7 +482,7 @@ class Flat(_ModifiedWeightsRule):
     bias. As an LFP rule ``F_w = sign(w) * sum_B R_j / s(n_j)`` over the connections of w."""
 
     def _terms(self, view):
-        return [_Term("ones", np.ones_like(view.weight), None)]
+        return [_Term("ones", view.bk.ones_like(view.weight), None)]
 
     def __repr__(self):
         return f"Flat(stabilizer={self.stabilizer:g})"
@@ -502,9 +493,10 @@ class WSquare(_ModifiedWeightsRule):
     too); not multiplied by x."""
 
     def _terms(self, view):
-        w_squared = multiply(view.weight, view.weight, np.empty_like(view.weight))
+        bk, w = view.bk, view.weight
+        w_squared = bk.elementwise.multiply(w, w, bk.empty_like(w))
         b = view.layer.bias
-        b_squared = None if b is None else multiply(b, b, np.empty_like(b))
+        b_squared = None if b is None else bk.elementwise.multiply(b, b, bk.empty_like(b))
         return [_Term("ones", w_squared, b_squared)]
 
     def __repr__(self):

@@ -328,6 +328,6 @@ def test_merge_batchnorm_after_a_forward_pass(rng):
     model, x = bn_model(rng)
     expected = model(x)
     merged = merge_batchnorm(model)
-    assert all(layer._cache is None for _, layer in merged.named_layers())
-    assert model[0]._cache is not None
+    assert all(layer.uses == 0 for _, layer in merged.named_layers())
+    assert model[0].uses == 1
     assert_close(merged(x), expected)

@@ -307,7 +307,7 @@ def test_chunked_passes_match_the_oracle(rng, cfg, per_chunk, monkeypatch):
     monkeypatch.setattr(K, "CHUNK_BYTES", per_chunk * layer.fan_in * ho * wo * x.itemsize)
     assert K.samples_per_chunk(5, layer.fan_in, ho * wo, x.itemsize) == per_chunk
     z = layer.forward(x)
-    assert not layer._cols_ready  # more than one chunk
+    assert layer._cols_owner is None  # more than one chunk: no use owns the scratch columns
     v = rng.standard_normal(z.shape)
     dx, grads = layer.vjp(v)
     ex_dx, ex_dw, ex_db = oracle.conv2d_vjp(x, layer.weight, v, **geometry(layer))
@@ -330,8 +330,7 @@ def test_vjp_without_the_input_part(rng):
     layer, x = make_case(rng, CONFIGS[4])
     v = rng.standard_normal(layer.forward(x).shape)
     full_dx, full = layer.vjp(v)
-    layer.input_vjp = False
-    dx, grads = layer.vjp(v)
+    dx, grads = layer.vjp(v, input_vjp=False)
     assert dx is None and full_dx is not None
     for name in full:
         np.testing.assert_array_equal(grads[name], full[name])
@@ -341,7 +340,7 @@ def test_cache_builds_the_row_column_matrix_on_demand(rng):
     # other rules read the row-layout column matrix as the cache's third entry
     layer, x = make_case(rng, CONFIGS[3])
     z = layer.forward(x)
-    cache = layer._cached()
+    cache = layer.saved()
     assert cache._cols is None  # the layer's own passes never need it
     rows = K.im2col(
         x,

@@ -8,7 +8,6 @@ import pytest
 import lfp_ref as lfp
 from lfp_ref.kernels.cpu import _jit, elementwise
 from lfp_ref.kernels.cpu.dense import dense_vjp_weight
-from lfp_ref.layers import containers
 from lfp_ref.rules import Epsilon
 from tests.oracle import dense as oracle
 from tests.tolerances import RTOL64, assert_close
@@ -155,52 +154,45 @@ def test_dense_vjp_without_the_input_part(rng):
     layer, x, reward = _case(rng, (4, 6, 3), True, np.float64)
     layer(x)
     full_dx, full = layer.vjp(reward)
-    layer.input_vjp = False
-    dx, grads = layer.vjp(reward)
+    dx, grads = layer.vjp(reward, input_vjp=False)
     assert dx is None and full_dx is not None
     for name in full:
         np.testing.assert_array_equal(grads[name], full[name])
 
 
-def test_input_vjp_skipped_keeps_the_feedback_and_drops_the_input_reward(rng):
+def test_no_input_reward_keeps_the_feedback_and_skips_the_layers_below(rng):
     model = _mlp(rng)
     x = rng.normal(size=(5, 3, 4))
     y = np.array([0, 2, 1, 1, 0])
     full = lfp.feedback(model, x, y)
-    assert containers.entry_layer(model) is model[1]
-    with containers.input_vjp_skipped(model):
-        assert model[1].input_vjp is False and model[3].input_vjp is True
-        r = lfp.rewards.softmax_loss(model.forward(x), y)
-        reward_in, params = model.feedback(r, lambda layer: Epsilon())
-        grad_in, grads = model.backward(r)
+    r = lfp.rewards.softmax_loss(model(x), y)
+    reward_in, params = model.feedback(r, lambda layer: Epsilon(), input_reward=False)
+    grad_in, grads = model.backward(r, input_grad=False)
     assert reward_in is None and grad_in is None
     assert sorted(params) == sorted(full.params) == sorted(grads)
     for name, value in full.params.items():
         np.testing.assert_array_equal(params[name], value)
-    assert model[1].input_vjp is True and "input_vjp" not in vars(model[1])  # restored
     again = lfp.feedback(model, x, y)
     np.testing.assert_array_equal(again.input_reward, full.input_reward)
 
 
-def test_input_vjp_skipped_restores_the_flag_after_an_error(rng):
-    model = _mlp(rng)
-    with pytest.raises(RuntimeError, match="boom"), containers.input_vjp_skipped(model):
-        raise RuntimeError("boom")
-    assert model[1].input_vjp is True
-
-
-def test_entry_layer_only_where_skipping_is_safe(rng):
+def test_no_input_reward_through_a_residual_and_nested_sequentials(rng):
+    # the reward at the input is skipped in every path below the first parameters, the
+    # parameters' feedback is unchanged
     dense = lfp.Dense(4, 4, rng=rng)
-    assert containers.entry_layer(dense) is dense
-    nested = lfp.Sequential(lfp.Sequential(lfp.ReLU(), dense), lfp.Dense(4, 2, rng=rng))
-    assert containers.entry_layer(nested) is dense
-    assert containers.entry_layer(lfp.Sequential(lfp.ReLU(), lfp.Flatten())) is None
-    residual = lfp.Sequential(lfp.Residual(lfp.Sequential(lfp.Dense(4, 4, rng=rng))), dense)
-    assert containers.entry_layer(residual) is None
-    with containers.input_vjp_skipped(residual):  # nothing to skip: everything as usual
-        residual.forward(rng.normal(size=(2, 4)))
-        reward_in, _ = residual.feedback(rng.normal(size=(2, 4)), lambda layer: Epsilon())
-    assert reward_in is not None
+    model = lfp.Sequential(
+        lfp.Sequential(lfp.ReLU(), lfp.Residual(lfp.Sequential(dense, lfp.ReLU()))),
+        lfp.Dense(4, 2, rng=rng),
+    )
+    x = rng.normal(size=(3, 4))
+    r = rng.normal(size=(3, 2))
+    model(x)
+    full_in, full = model.feedback(r, lambda layer: Epsilon())
+    lean_in, lean = model.feedback(r, lambda layer: Epsilon(), input_reward=False)
+    assert full_in is not None and lean_in is None
+    assert sorted(full) == sorted(lean)
+    for name in full:
+        np.testing.assert_array_equal(lean[name], full[name])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])

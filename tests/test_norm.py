@@ -86,7 +86,7 @@ def test_forward_matches_oracle(rng, cls, shape, training, affine, dtype):
     want_z, want_xhat = oracle.bn_forward(x, *weights(layer), layer.eps, *stats)
     assert z.dtype == dtype and z.shape == shape
     assert_close(z, want_z, dtype)
-    cached_x, cached_z, xhat = layer._cache[:3]
+    cached_x, cached_z, xhat = layer.saved()[:3]
     assert cached_x is layer.cached_input and layer.cached_output is z
     np.testing.assert_array_equal(cached_x, x)
     assert_close(xhat, want_xhat, dtype)
@@ -483,8 +483,7 @@ def test_vjp_without_the_input_part(rng, training):
     x = make_input(rng, (6, 3, 4, 4))
     v = rng.standard_normal(layer.forward(x).shape)
     full_dx, full = layer.vjp(v)
-    layer.input_vjp = False
-    dx, grads = layer.vjp(v)
+    dx, grads = layer.vjp(v, input_vjp=False)
     assert dx is None and full_dx is not None
     assert sorted(grads) == ["bias", "weight"]
     for name in full:

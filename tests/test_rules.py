@@ -316,19 +316,17 @@ def test_pass_hands_the_reward_through_and_gives_zero_feedback(rng):
     np.testing.assert_array_equal(reward_in, reward)
     assert sorted(feedback) == ["bias", "weight"]
     assert all(np.all(v == 0) for v in feedback.values())
-    bn.input_vjp = False
-    assert Pass().propagate(bn, reward)[0] is None
+    assert Pass().propagate(bn, reward, input_reward=False)[0] is None
 
 
 @pytest.mark.parametrize("rule_id", list(RULE_CASES))
 def test_skipped_input_vjp_gives_no_input_reward_and_the_same_feedback(rng, rule_id):
-    # layer.input_vjp = False (a network's first layer while training): nothing is computed for
-    # the input, and every parameter's feedback is what it would have been
+    # input_reward=False (a network's first layer while training): nothing is computed for the
+    # input, and every parameter's feedback is what it would have been
     layer, _, x, rule, _, _ = build_case(rng, rule_id, ("conv", CONV_CONFIGS[1]), True, np.float64)
     reward = rng.standard_normal(layer.forward(x).shape)
     _, expected = rule.propagate(layer, reward)
-    layer.input_vjp = False
-    reward_in, feedback = rule.propagate(layer, reward)
+    reward_in, feedback = rule.propagate(layer, reward, input_reward=False)
     assert reward_in is None
     for name in expected:
         np.testing.assert_array_equal(feedback[name], expected[name])

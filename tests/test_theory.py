@@ -96,8 +96,8 @@ def test_conservation_sees_a_leaking_rule(monkeypatch, bias):
 
     original = rules.Epsilon.propagate
 
-    def leaking(self, layer, reward):
-        reward_in, params = original(self, layer, reward)
+    def leaking(self, layer, reward, input_reward=True):
+        reward_in, params = original(self, layer, reward, input_reward)
         return reward_in * (1 + 1e-6), params
 
     monkeypatch.setattr(rules.Epsilon, "propagate", leaking)
@@ -116,8 +116,8 @@ def test_update_sparsity_is_exact(monkeypatch):
 
     original = rules.Epsilon.propagate
 
-    def leaky(self, layer, reward):
-        reward_in, params = original(self, layer, reward)
+    def leaky(self, layer, reward, input_reward=True):
+        reward_in, params = original(self, layer, reward, input_reward)
         return reward_in, {k: v + 1e-30 for k, v in params.items()}
 
     monkeypatch.setattr(rules.Epsilon, "propagate", leaky)

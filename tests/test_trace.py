@@ -266,8 +266,8 @@ def test_rule_per_layer_and_other_rules(rng):
     class ScaledEpsilon:
         """Not LFP-epsilon: half the epsilon reward (so its stabiliser is not decomposed)."""
 
-        def propagate(self, layer, reward):
-            reward_in, params = Epsilon(1e-6).propagate(layer, reward)
+        def propagate(self, layer, reward, input_reward=True):
+            reward_in, params = Epsilon(1e-6).propagate(layer, reward, input_reward)
             return reward_in / 2, {k: v / 2 for k, v in params.items()}
 
     t = trace(model, x, y, rule=lambda layer: ScaledEpsilon())

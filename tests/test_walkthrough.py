@@ -66,8 +66,8 @@ def test_generation_checks_lfp_ref_against_the_formulas(make_walkthrough, monkey
 
     propagate = Epsilon.propagate
 
-    def doubled(self, layer, reward):
-        reward_in, params = propagate(self, layer, reward)
+    def doubled(self, layer, reward, input_reward=True):
+        reward_in, params = propagate(self, layer, reward, input_reward)
         return reward_in, {k: 2 * v for k, v in params.items()}
 
     monkeypatch.setattr(Epsilon, "propagate", doubled)

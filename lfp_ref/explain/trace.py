@@ -39,14 +39,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .. import engine
 from .. import losses as _losses
 from .. import rewards as _rewards
-from .._checks import check_array
-from ..engine import rule_resolver
-from ..kernels.cpu.elementwise import stabilize, stabilized_ratio
-from ..layers.base import LinearLayer
-from ..layers.containers import Residual, Sequential
-from ..layers.norm import _BatchNorm
+from ..kernels import backend_of
+from ..layers.base import Container, LinearLayer, NormalizationLayer
+from ..layers.containers import Residual, observe
 from ..rules import DEFAULT_EPS, Epsilon
 
 __all__ = ["LayerRecord", "Trace", "trace"]
@@ -153,6 +151,7 @@ class Trace:
     loss: float | None
     rule: str
     reward_name: str
+    aliases: dict = field(default_factory=dict)  # other name of a shared parameter -> first
 
     def __getitem__(self, name):
         """The record of the layer called ``name`` (``trace["0"]``, ``trace["3.sum"]``)."""
@@ -161,16 +160,26 @@ class Trace:
                 return record
         raise KeyError(f"no layer {name!r} in the trace; layers: {[r.name for r in self.records]}")
 
+    def _total(self, per_record):
+        # a layer used more than once has one record per use: its values are summed under the
+        # parameter's first name, as lfp_ref.feedback does
+        total = {}
+        for record in self.records:
+            for name, value in (per_record(record) or {}).items():
+                name = self.aliases.get(name, name)
+                total[name] = total[name] + value if name in total else value
+        return total
+
     @property
     def feedback(self):
         """Parameter feedback of every layer by full state-dict name, in forward order (the same
-        arrays as in the records)."""
-        return {k: v for record in self.records for k, v in record.feedback.items()}
+        arrays as in the records; summed over the uses of a layer used more than once)."""
+        return self._total(lambda record: record.feedback)
 
     @property
     def gradients(self):
         """``dL/dtheta`` (summed cross-entropy) by full state-dict name; empty without labels."""
-        return {k: v for record in self.records for k, v in (record.gradient or {}).items()}
+        return self._total(lambda record: record.gradient)
 
     def to_table(self):
         """The trace as a fixed-width text table: one row per layer, output layer last."""
@@ -253,55 +262,68 @@ def _join(prefix, name):
     return f"{prefix}.{name}" if prefix else name
 
 
-def _output_reward(reward, logits, y):
-    """The reward at the output, as :func:`lfp_ref.engine.feedback` resolves it."""
-    if isinstance(reward, (np.ndarray, list, tuple)):
-        r = np.asarray(reward)
-        if r.shape != logits.shape:
-            raise ValueError(
-                f"the reward array must have the logits' shape {logits.shape}, got {r.shape}"
+class _Recorder:
+    """The observer the containers' walk calls (:func:`lfp_ref.layers.containers.observe`): one
+    record per leaf use (and per residual sum) in forward order, filled in by the reverse
+    passes, which visit the uses of a name in reverse order."""
+
+    def __init__(self, rule_for):
+        self.rule_for = rule_for
+        self.records = []
+        self._uses = {}  # full name -> its records in forward order
+        self._reverse = {}  # (pass, full name) -> index of the next record that pass visits
+
+    def __call__(self, prefix, container, name, child, kind, value_in, out):
+        if isinstance(child, Container):
+            return  # its own children report themselves
+        full = _join(prefix, name)
+        if kind == "forward":
+            if child is None:  # a residual sum: inputs (branch output, shortcut output)
+                rec = LayerRecord(full, "Sum", value_in, out, layer=container)
+            else:
+                params = {_join(full, k): v.copy() for k, v in child.own_parameters().items()}
+                kind_name = type(child).__name__
+                rec = LayerRecord(full, kind_name, value_in, out, params=params, layer=child)
+            self.records.append(rec)
+            self._uses.setdefault(full, []).append(rec)
+            return
+        uses = self._uses[full]
+        index = self._reverse.get((kind, full), len(uses) - 1)
+        self._reverse[(kind, full)] = (index - 1) % len(uses)
+        rec = uses[index]
+        if kind == "feedback":
+            self._feedback(rec, container, child, value_in, out)
+        else:
+            self._backward(rec, child, value_in, out)
+
+    def _feedback(self, rec, container, child, reward, out):
+        rec.reward_arriving = reward
+        if child is None:  # residual sum
+            reward_a, reward_b = out
+            rec.reward_leaving = (reward_a, reward_b)
+            eps = _epsilon_of(self.rule_for(container), "propagate_sum")
+            _account(rec, float(reward_a.sum() + reward_b.sum()), eps)
+            return
+        reward_in, own = out
+        rec.reward_leaving = reward_in
+        rec.feedback = {_join(rec.name, k): v for k, v in own.items()}
+        linear = isinstance(child, LinearLayer)
+        eps = _epsilon_of(self.rule_for(child), "propagate") if linear else None
+        _account(rec, float(reward_in.sum()), eps)
+
+    def _backward(self, rec, child, grad, out):
+        rec.grad_arriving = grad
+        if child is None:
+            return
+        _, own = out
+        rec.gradient = {_join(rec.name, k): v for k, v in own.items()}
+        if rec.feedback:
+            deviation = max(
+                float(np.abs(rec.feedback[k] + np.abs(rec.params[k]) * rec.gradient[k]).max())
+                for k in rec.feedback
             )
-    else:
-        r = _rewards.get(reward)(logits, y)
-    return check_array(np.asarray(r, dtype=logits.dtype), "reward")
-
-
-def _reward_name(reward):
-    if isinstance(reward, str):
-        return reward
-    if isinstance(reward, (np.ndarray, list, tuple)):
-        return "(given array)"
-    return getattr(reward, "__name__", repr(reward))
-
-
-# -- the three walks ----------------------------------------------------------------------------
-
-
-def _forward(layer, prefix, x, records):
-    """Forward pass; appends one record per leaf (and per residual sum) in forward order."""
-    if isinstance(layer, Sequential):
-        for name, child in layer.children():
-            x = _forward(child, _join(prefix, name), x, records)
-        return x
-    if isinstance(layer, Residual):
-        a = _forward(layer.branch, _join(prefix, "branch"), x, records)
-        b = (
-            x
-            if layer.shortcut is None
-            else _forward(layer.shortcut, _join(prefix, "shortcut"), x, records)
-        )
-        if a.shape != b.shape:
-            raise ValueError(
-                f"Residual {prefix!r}: branch output {a.shape} and shortcut output {b.shape} "
-                "differ; give a shortcut that maps the input to the branch's output shape"
-            )
-        z = a + b
-        records.append(LayerRecord(_join(prefix, "sum"), "Sum", (a, b), z, layer=layer))
-        return z
-    z = layer.forward(x)
-    params = {_join(prefix, k): v.copy() for k, v in layer.own_parameters().items()}
-    records.append(LayerRecord(prefix, type(layer).__name__, x, z, params=params, layer=layer))
-    return z
+            scale = max(float(np.abs(f).max()) for f in rec.feedback.values())
+            rec.identity_error = deviation / scale if scale > 0 else deviation
 
 
 def _epsilon_of(rule, method):
@@ -311,51 +333,25 @@ def _epsilon_of(rule, method):
     return None
 
 
-def _feedback(layer, prefix, reward, rule_for, by_name):
-    """LFP pass, output to input, with the layers' own ``feedback`` (and the rule's
-    ``propagate_sum`` at a residual sum, as ``Residual.feedback`` does); fills the records."""
-    if isinstance(layer, Sequential):
-        for name, child in reversed(layer.children()):
-            reward = _feedback(child, _join(prefix, name), reward, rule_for, by_name)
-        return reward
-    if isinstance(layer, Residual):
-        rec = by_name[_join(prefix, "sum")]
-        rule = rule_for(layer)
-        reward_a, reward_b = rule.propagate_sum(rec.input, rec.output, reward)
-        rec.reward_arriving, rec.reward_leaving = reward, (reward_a, reward_b)
-        eps = _epsilon_of(rule, "propagate_sum")
-        _account(rec, float(reward_a.sum() + reward_b.sum()), eps)
-        reward_x = _feedback(layer.branch, _join(prefix, "branch"), reward_a, rule_for, by_name)
-        if layer.shortcut is None:
-            return reward_x + reward_b
-        reward_s = _feedback(layer.shortcut, _join(prefix, "shortcut"), reward_b, rule_for, by_name)
-        return reward_x + reward_s
-    rec = by_name[prefix]
-    reward_in, own = layer.feedback(reward, rule_for)
-    rec.reward_arriving, rec.reward_leaving = reward, reward_in
-    rec.feedback = {_join(prefix, k): v for k, v in own.items()}
-    eps = _epsilon_of(rule_for(layer), "propagate") if isinstance(layer, LinearLayer) else None
-    _account(rec, float(reward_in.sum()), eps)
-    return reward_in
-
-
 def _account(rec, sum_leaving, eps):
     """Sums and shares of one record (module docstring): ``rho`` and the stabiliser share are
-    computed with the one stabiliser (kernels/cpu/elementwise.py) when the rule is LFP-epsilon."""
+    computed with the one stabiliser (kernels/<backend>/elementwise.py) when the rule is
+    LFP-epsilon."""
     z, r = rec.output, rec.reward_arriving
     rec.sum_arriving, rec.sum_leaving = float(r.sum()), sum_leaving
     rec.stabilizer_share = 0.0
     if eps is not None:
-        rec.rho = stabilized_ratio(r, z, eps, out=np.empty_like(z))
+        kernels = backend_of(z).elementwise
+        rec.rho = kernels.stabilized_ratio(r, z, eps, out=np.empty_like(z))
         # stab(z) - z = eps * sgn0(z), up to the rounding of z + eps
-        offset = stabilize(z, eps, out=np.empty_like(z)) - z
+        offset = kernels.stabilize(z, eps, out=np.empty_like(z)) - z
         rec.stabilizer_share = float((rec.rho * offset).sum())
     elif isinstance(rec.layer, (LinearLayer, Residual)):
         rec.stabilizer_share = float("nan")  # another rule: not decomposed here
     bias_name = _join(rec.name, "bias")
     if bias_name in rec.feedback:
         rec.bias_share = float((np.sign(rec.params[bias_name]) * rec.feedback[bias_name]).sum())
-    if isinstance(rec.layer, _BatchNorm) and rec.rho is not None:
+    if isinstance(rec.layer, NormalizationLayer) and rec.rho is not None:
         rec.normalization_share = _normalization_share(rec)
     stabilizer = 0.0 if np.isnan(rec.stabilizer_share) else rec.stabilizer_share
     rec.other = (
@@ -386,33 +382,6 @@ def _normalization_share(rec):
     inv_std = 1.0 / np.sqrt(layer.running_var.astype(np.float64) + layer.eps)
     rho_c = rho.sum(axis=axes)  # (C,)
     return float(-(rho_c * gamma * inv_std * layer.running_mean).sum())
-
-
-def _backward(layer, prefix, grad, by_name):
-    """Backprop pass with the layers' own ``backward``; fills ``gradient`` and
-    ``grad_arriving``."""
-    if isinstance(layer, Sequential):
-        for name, child in reversed(layer.children()):
-            grad = _backward(child, _join(prefix, name), grad, by_name)
-        return grad
-    if isinstance(layer, Residual):
-        by_name[_join(prefix, "sum")].grad_arriving = grad
-        grad_x = _backward(layer.branch, _join(prefix, "branch"), grad, by_name)
-        if layer.shortcut is None:
-            return grad_x + grad
-        return grad_x + _backward(layer.shortcut, _join(prefix, "shortcut"), grad, by_name)
-    rec = by_name[prefix]
-    rec.grad_arriving = grad
-    grad_in, own = layer.backward(grad)
-    rec.gradient = {_join(prefix, k): v for k, v in own.items()}
-    if rec.feedback:
-        deviation = max(
-            float(np.abs(rec.feedback[k] + np.abs(rec.params[k]) * rec.gradient[k]).max())
-            for k in rec.feedback
-        )
-        scale = max(float(np.abs(f).max()) for f in rec.feedback.values())
-        rec.identity_error = deviation / scale if scale > 0 else deviation
-    return grad_in
 
 
 def trace(model, x, y=None, reward="softmax_loss", rule=None, eps=DEFAULT_EPS, composite=None):
@@ -446,24 +415,35 @@ def trace(model, x, y=None, reward="softmax_loss", rule=None, eps=DEFAULT_EPS, c
         Its ``feedback`` equals ``lfp_ref.feedback(model, x, y, reward, eps, rule=rule,
         composite=composite).params`` exactly (same layers, same kernels, same order).
     """
-    x = check_array(x, "x", model.dtype)
-    records = []
-    logits = _forward(model, "", x, records)
-    if not np.isfinite(logits).all():
-        raise FloatingPointError(
-            "the forward pass produced non-finite outputs; the weights or inputs are too large"
-        )
-    by_name = {rec.name: rec for rec in records}
-    r = _output_reward(reward, logits, y)
+    rule_for = engine.rule_resolver(rule, eps, composite=composite, model=model)
     if composite is None:
-        rule_for = rule_resolver(rule, eps)
         rule_name = repr(rule if rule is not None else Epsilon(eps))
     else:
-        rule_for = rule_resolver(rule, eps, composite=composite, model=model)
         rule_name = f"composite {composite!r}"
-    input_reward = _feedback(model, "", r, rule_for, by_name)
-    loss = None
-    if y is not None and logits.ndim == 2 and logits.shape[1] > 1:
-        loss, grad = _losses.cross_entropy(logits, y, reduction="sum")
-        _backward(model, "", np.ascontiguousarray(grad, dtype=logits.dtype), by_name)
-    return Trace(records, logits, r, input_reward, loss, rule_name, _reward_name(reward))
+    recorder = _Recorder(rule_for)
+    root = not isinstance(model, Container)  # a single layer: record its own calls
+    with observe(model, recorder):
+        x, logits = engine.forward(model, x)
+        if root:
+            recorder("", None, "", model, "forward", x, logits)
+        r = engine.resolve_reward(reward, logits, y)
+        out = model.feedback(r, rule_for)
+        if root:
+            recorder("", None, "", model, "feedback", r, out)
+        loss = None
+        if y is not None and logits.ndim == 2 and logits.shape[1] > 1:
+            loss, grad = _losses.cross_entropy(logits, y, reduction="sum")
+            grad = backend_of(logits).contiguous(grad, dtype=logits.dtype)
+            out_grad = model.backward(grad)
+            if root:
+                recorder("", None, "", model, "backward", grad, out_grad)
+    return Trace(
+        recorder.records,
+        logits,
+        r,
+        out[0],
+        loss,
+        rule_name,
+        _rewards.name_of(reward),
+        model.parameter_aliases(),
+    )

@@ -26,7 +26,7 @@ import importlib
 import numpy as np
 
 #: the kernel modules every backend provides, by attribute name
-KERNEL_MODULES = ("conv", "dense", "elementwise", "norm", "pool", "rules")
+KERNEL_MODULES = ("conv", "dense", "elementwise", "lif", "norm", "pool", "rules")
 
 
 class Backend:
@@ -46,17 +46,14 @@ class Backend:
         self.name = name
         self.xp = xp
         self.array_type = array_type
-        self._modules = {}
 
     def __getattr__(self, module):
         # the kernel modules, imported on first use (a backend's modules may need its packages)
+        # and then kept as plain attributes, so later lookups do not come here
         if module not in KERNEL_MODULES:
             raise AttributeError(f"backend {self.name!r} has no attribute {module!r}")
-        loaded = self._modules.get(module)
-        if loaded is None:
-            loaded = self._modules[module] = importlib.import_module(
-                f"{__name__}.{self.name}.{module}"
-            )
+        loaded = importlib.import_module(f"{__name__}.{self.name}.{module}")
+        setattr(self, module, loaded)
         return loaded
 
     # -- allocation: every array a layer, rule, engine or optimizer creates comes from here --

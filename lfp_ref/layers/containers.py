@@ -1,9 +1,31 @@
 """Containers: Sequential and the residual block. Names follow torch (children "0", "1", ...;
-``Residual`` has children "branch" and, if given, "shortcut")."""
+``Residual`` has children "branch" and, if given, "shortcut").
+
+The containers hold the one walk over a model: forward in order, feedback and backprop in
+reverse. Each child call goes through :meth:`Container._forward_child` /
+:meth:`Container._reverse_child`, which select the child's use (``begin_reverse``) and tell an
+observer, if one is installed (:func:`observe`, which :func:`lfp_ref.trace` uses to record every
+layer), what went in and out.
+"""
 
 from contextlib import contextmanager
 
 from .base import Container, Layer
+
+
+def has_parameters(layer):
+    return any(True for _ in layer.named_parameters())
+
+
+def accumulate(params, prefix, own):
+    """Add a child's ``{name: array}`` to ``params`` under ``prefix.name``; a name seen before
+    (a layer used again) is summed, in place into the first array."""
+    for name, value in own.items():
+        key = f"{prefix}.{name}"
+        if key in params:
+            params[key] += value
+        else:
+            params[key] = value
 
 
 class Sequential(Container):
@@ -20,27 +42,31 @@ class Sequential(Container):
         return [(str(i), layer) for i, layer in enumerate(self.layers)]
 
     def forward(self, x):
-        for layer in self.layers:
-            x = layer.forward(x)
+        for name, layer in self.children():
+            x = self._forward_child(name, layer, x)
         return x
 
-    def feedback(self, reward, rule_for):
+    def _reverse(self, value, rule_for, needed):
+        # the value at a child's input is needed when the caller needs it or a layer below has
+        # parameters; the parameter-free layers below the first one with parameters are not
+        # visited when nobody needs what they would hand down (training: the input's reward)
+        children = self.children()
+        below = [needed] * len(children)
+        for i in range(1, len(children)):
+            below[i] = below[i - 1] or has_parameters(children[i - 1][1])
         params = {}
-        for name, layer in reversed(self.children()):
-            if reward is None:  # the layers below have no parameters: see input_vjp_skipped
-                break
-            reward, own = layer.feedback(reward, rule_for)
-            params.update({f"{name}.{k}": v for k, v in own.items()})
-        return reward, params
+        for (name, layer), need in zip(reversed(children), reversed(below)):
+            if not need and not has_parameters(layer):
+                return None, params
+            value, own = self._reverse_child(name, layer, value, rule_for, need)
+            accumulate(params, name, own)
+        return value, params
 
-    def backward(self, grad):
-        params = {}
-        for name, layer in reversed(self.children()):
-            if grad is None:
-                break
-            grad, own = layer.backward(grad)
-            params.update({f"{name}.{k}": v for k, v in own.items()})
-        return grad, params
+    def feedback(self, reward, rule_for, input_reward=True):
+        return self._reverse(reward, rule_for, input_reward)
+
+    def backward(self, grad, input_grad=True):
+        return self._reverse(grad, None, input_grad)
 
     def __getitem__(self, i):
         return self.layers[i]
@@ -78,72 +104,53 @@ class Residual(Container):
         return pairs
 
     def forward(self, x):
-        a = self.branch.forward(x)
-        b = x if self.shortcut is None else self.shortcut.forward(x)
+        a = self._forward_child("branch", self.branch, x)
+        b = x if self.shortcut is None else self._forward_child("shortcut", self.shortcut, x)
         if a.shape != b.shape:
             raise ValueError(
                 f"Residual: branch output {a.shape} and shortcut output {b.shape} differ; "
                 "give a shortcut that maps the input to the branch's output shape"
             )
         z = a + b
-        self._cache = (a, b, z)
+        self.save((a, b, z))
+        self._notify("sum", "forward", (a, b), z)
         return z
 
-    def feedback(self, reward, rule_for):
-        a, b, z = self._cached()
-        reward_a, reward_b = rule_for(self).propagate_sum((a, b), z, reward)
-        reward_x, params = self.branch.feedback(reward_a, rule_for)
+    def _join_paths(self, value_a, value_b, rule_for, needed):
+        value_x, params = self._reverse_child("branch", self.branch, value_a, rule_for, needed)
         params = {f"branch.{k}": v for k, v in params.items()}
         if self.shortcut is None:
-            return reward_x + reward_b, params
-        reward_s, own = self.shortcut.feedback(reward_b, rule_for)
-        params.update({f"shortcut.{k}": v for k, v in own.items()})
-        return reward_x + reward_s, params
+            return (value_x + value_b if needed else None), params
+        value_s, own = self._reverse_child("shortcut", self.shortcut, value_b, rule_for, needed)
+        accumulate(params, "shortcut", own)
+        return (value_x + value_s if needed else None), params
 
-    def backward(self, grad):
-        self._cached()
-        grad_x, params = self.branch.backward(grad)
-        params = {f"branch.{k}": v for k, v in params.items()}
-        if self.shortcut is None:
-            return grad_x + grad, params
-        grad_s, own = self.shortcut.backward(grad)
-        params.update({f"shortcut.{k}": v for k, v in own.items()})
-        return grad_x + grad_s, params
+    def feedback(self, reward, rule_for, input_reward=True):
+        a, b, z = self.saved()
+        reward_a, reward_b = rule_for(self).propagate_sum((a, b), z, reward)
+        self._notify("sum", "feedback", reward, (reward_a, reward_b))
+        return self._join_paths(reward_a, reward_b, rule_for, input_reward)
+
+    def backward(self, grad, input_grad=True):
+        self.saved()
+        self._notify("sum", "backward", grad, (grad, grad))
+        return self._join_paths(grad, grad, None, input_grad)
 
     def __repr__(self):
         return f"Residual(branch={self.branch!r}, shortcut={self.shortcut!r})"
 
 
-def entry_layer(model):
-    """The layer that computes the reward (or gradient) at ``model``'s input for nothing but the
-    input itself: the first layer with parameters when only parameter-free layers (Flatten,
-    activations, pools, Dropout) precede it, descending into nested Sequentials. None when that
-    layer cannot skip its input VJP (a Residual, a layer without ``input_vjp``)."""
-    while isinstance(model, Sequential):
-        weighted = [layer for layer in model.layers if any(True for _ in layer.named_parameters())]
-        if not weighted:
-            return None
-        model = weighted[0]
-    return model if hasattr(type(model), "input_vjp") else None
-
-
 @contextmanager
-def input_vjp_skipped(model, skip=True):
-    """Inside the block, ``model.feedback`` and ``model.backward`` do not compute the reward or
-    gradient at the model's input and return None for it. Training needs only the parameters'
-    feedback, and the input VJP of the first layer is a full GEMM (a transposed convolution)
-    spent on nothing. The parameters' feedback and gradients are unchanged.
-
-    The :func:`entry_layer` gets ``input_vjp = False`` for the block (restored afterwards); the
-    parameter-free layers before it are not visited. With ``skip=False``, or when no layer can
-    skip, the block runs as usual.
-    """
-    layer = entry_layer(model) if skip else None
-    if layer is None:
-        yield model
-        return
-    layer.input_vjp = False
+def observe(model, observer):
+    """Inside the block, every container of ``model`` calls
+    ``observer(prefix, container, name, child, pass, value_in, out)`` after each child call
+    (``pass`` is "forward", "feedback" or "backward"; ``prefix`` the container's dotted name) and
+    after a residual sum (``name`` "sum", ``child`` None)."""
+    containers = [(p, c) for p, c in model.named_layers() if isinstance(c, Container)]
+    for prefix, container in containers:
+        container.observer = lambda *args, _p=prefix: observer(_p, *args)
     try:
         yield model
     finally:
-        del layer.input_vjp  # back to the class default
+        for _, container in containers:
+            del container.observer  # back to the class default

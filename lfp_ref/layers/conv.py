@@ -8,14 +8,7 @@ from :meth:`Conv2d.vjp`.
 
 import numpy as np
 
-from ..kernels.cpu.conv import (
-    conv2d_forward_samples,
-    conv2d_output_size,
-    conv2d_vjp_bias,
-    conv2d_vjp_samples,
-    im2col,
-    samples_per_chunk,
-)
+from ..kernels import backend_of
 from .base import WeightedLayer, as_rng, check_dtype, init_uniform
 
 
@@ -27,10 +20,15 @@ class Scratch:
     def __init__(self):
         self._arrays = {}
 
-    def get(self, name, shape, dtype):
+    def get(self, backend, name, shape, dtype):
         array = self._arrays.get(name)
-        if array is None or array.shape != shape or array.dtype != dtype:
-            array = self._arrays[name] = np.empty(shape, dtype)
+        if (
+            array is None
+            or array.shape != shape
+            or array.dtype != dtype
+            or not backend.is_array(array)
+        ):
+            array = self._arrays[name] = backend.empty(shape, dtype)
         return array
 
     def clear(self):
@@ -38,10 +36,10 @@ class Scratch:
 
 
 class ConvCache(tuple):
-    """Conv2d's forward cache ``(x, z, cols)``: ``cols`` is the row-layout column matrix
-    (B*Ho*Wo, C*kh*kw) of :func:`lfp_ref.kernels.cpu.conv.im2col`, which other rules read. The
-    layer's own passes do not need it, so it is built on first access (indexing, slicing or
-    unpacking) and kept."""
+    """Conv2d's cache of one forward call, ``(x, z, cols)``: ``cols`` is the row-layout column
+    matrix (B*Ho*Wo, C*kh*kw) of :func:`lfp_ref.kernels.cpu.conv.im2col`, which the LRP rules read
+    (:meth:`Conv2d.input_rows`). The layer's own passes do not need it, so it is built on first
+    access (indexing, slicing or unpacking) and kept."""
 
     def __new__(cls, layer, x, z):
         cache = super().__new__(cls, (x, z, None))
@@ -52,8 +50,9 @@ class ConvCache(tuple):
     def _columns(self):
         if self._cols is None:
             x, z, layer = tuple.__getitem__(self, 0), tuple.__getitem__(self, 1), self._layer
-            cols = np.empty((x.shape[0] * z.shape[2] * z.shape[3], layer.fan_in), x.dtype)
-            self._cols = im2col(
+            bk = backend_of(x)
+            cols = bk.empty((x.shape[0] * z.shape[2] * z.shape[3], layer.fan_in), x.dtype)
+            self._cols = bk.conv.im2col(
                 x, layer.kernel_size, layer.stride, layer.padding, layer.dilation, cols
             )
         return self._cols
@@ -117,9 +116,6 @@ class Conv2d(WeightedLayer):
     """
 
     param_names = ("weight", "bias")
-    #: False: ``vjp`` skips the VJP w.r.t. the input (the transposed convolution) and returns
-    #: None for it (set by :func:`lfp_ref.layers.containers.input_vjp_skipped`)
-    input_vjp = True
 
     def __init__(
         self,
@@ -148,7 +144,14 @@ class Conv2d(WeightedLayer):
         self.bias = np.zeros(self.out_channels, dtype=dtype) if bias else None
         self._init_parameters(as_rng(rng))
         self._scratch = Scratch()
-        self._cols_ready = False
+        # the use whose whole batch of sample-major columns the scratch "cols" holds (None: no
+        # use's): its weight VJP can skip the im2col
+        self._cols_owner = None
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.update(_scratch=Scratch(), _cols_owner=None)  # per-pass temporaries
+        return state
 
     @property
     def fan_in(self):
@@ -161,7 +164,7 @@ class Conv2d(WeightedLayer):
 
     def output_size(self, height, width):
         """``(Ho, Wo)`` for an input of spatial size ``(height, width)``."""
-        return conv2d_output_size(
+        return backend_of(self.weight).conv.conv2d_output_size(
             height, width, self.kernel_size, self.stride, self.padding, self.dilation
         )
 
@@ -185,37 +188,42 @@ class Conv2d(WeightedLayer):
 
     def forward(self, x):
         ho, wo = self._check_input(x)
-        x = np.ascontiguousarray(x)
+        bk = backend_of(x, self.weight)
+        x = bk.contiguous(x)
         batch = x.shape[0]
-        chunk = samples_per_chunk(batch, self.fan_in, ho * wo, x.dtype.itemsize)
-        cols = self._scratch.get("cols", (chunk, self.fan_in, ho * wo), x.dtype)
-        z = np.empty((batch, self.out_channels, ho, wo), x.dtype)  # (B, O, Ho, Wo)
-        conv2d_forward_samples(
+        chunk = bk.conv.samples_per_chunk(batch, self.fan_in, ho * wo, x.dtype.itemsize)
+        cols = self._scratch.get(bk, "cols", (chunk, self.fan_in, ho * wo), x.dtype)
+        z = bk.empty((batch, self.out_channels, ho, wo), x.dtype)  # (B, O, Ho, Wo)
+        bk.conv.conv2d_forward_samples(
             x, self.weight, self.bias, self.stride, self.padding, self.dilation, cols, z
         )
+        cache = ConvCache(self, x, z)
         # one chunk held the whole batch: its column matrices serve the weight VJP as they are
-        self._cols_ready = chunk == batch
-        self._cache = ConvCache(self, x, z)
+        self._cols_owner = cache if chunk == batch else None
+        self.save(cache)
         return z
 
-    def vjp(self, v):
-        """``(VJP_x(v), {"weight": VJP_W(v), "bias": sum_{B,H,W} v})`` at the cached input; v has
-        the output's shape (B, O, Ho, Wo). ``VJP_x`` is None when ``input_vjp`` is False."""
-        cache = self._cached()
+    def vjp(self, v, input_vjp=True):
+        """``(VJP_x(v), {"weight": VJP_W(v), "bias": sum_{B,H,W} v})`` at the input of the use
+        being reversed; v has the output's shape (B, O, Ho, Wo). ``VJP_x`` is None when
+        ``input_vjp`` is False."""
+        cache = self.saved()
         x, z = tuple.__getitem__(cache, 0), tuple.__getitem__(cache, 1)
         if v.shape != z.shape:
             raise ValueError(
                 f"{self!r}: vjp expects v of the output's shape {z.shape}, got {v.shape}"
             )
-        v = np.ascontiguousarray(v, dtype=z.dtype)
+        bk = backend_of(v, x)
+        v = bk.contiguous(v, dtype=z.dtype)
         n_pos = z.shape[2] * z.shape[3]
-        chunk = samples_per_chunk(x.shape[0], self.fan_in, n_pos, x.dtype.itemsize)
-        cols = self._scratch.get("cols", (chunk, self.fan_in, n_pos), z.dtype)
-        dcols = self._scratch.get("dcols", cols.shape, z.dtype) if self.input_vjp else None
-        partial = self._scratch.get("partial", (chunk, self.fan_in, self.out_channels), z.dtype)
-        dweight = np.empty_like(self.weight)
-        dx = np.empty_like(x) if self.input_vjp else None
-        conv2d_vjp_samples(
+        chunk = bk.conv.samples_per_chunk(x.shape[0], self.fan_in, n_pos, x.dtype.itemsize)
+        cols = self._scratch.get(bk, "cols", (chunk, self.fan_in, n_pos), z.dtype)
+        dcols = self._scratch.get(bk, "dcols", cols.shape, z.dtype) if input_vjp else None
+        partial = self._scratch.get(bk, "partial", (chunk, self.fan_in, self.out_channels), z.dtype)
+        dweight = bk.empty_like(self.weight)
+        dx = bk.empty_like(x) if input_vjp else None
+        cols_ready = self._cols_owner is cache
+        bk.conv.conv2d_vjp_samples(
             x,
             self.weight,
             v,
@@ -227,12 +235,41 @@ class Conv2d(WeightedLayer):
             partial,
             dweight,
             dx,
-            cols_ready=self._cols_ready,
+            cols_ready=cols_ready,
         )
+        # the scratch now holds this use's columns if one chunk took the whole batch
+        self._cols_owner = cache if chunk == x.shape[0] else None
         grads = {"weight": dweight}
         if self.bias is not None:
-            grads["bias"] = conv2d_vjp_bias(v, np.empty_like(self.bias))
+            grads["bias"] = bk.conv.conv2d_vjp_bias(v, bk.empty_like(self.bias))
         return dx, grads
+
+    # -- the matrix view the LRP rules use: z_rows = cols W2^T + b (rows: output positions) --
+
+    def weight_matrix(self):
+        """The weight as an (O, C*kh*kw) matrix (a view)."""
+        return self.weight.reshape(self.out_channels, -1)
+
+    def input_rows(self):
+        """The im2col column matrix (B*Ho*Wo, C*kh*kw) of the use being reversed."""
+        return self.saved()[2]
+
+    def to_rows(self, a):
+        """An input-shaped array as an im2col column matrix (B*Ho*Wo, C*kh*kw)."""
+        bk = backend_of(a)
+        geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
+        return bk.conv.im2col(a, *geometry, bk.empty_like(self.input_rows()))
+
+    def output_rows(self, v):
+        """An output-shaped array (B, O, Ho, Wo) as rows (B*Ho*Wo, O)."""
+        bk = backend_of(v)
+        return bk.conv.nchw_to_rows(v, bk.empty((self.input_rows().shape[0], v.shape[1]), v.dtype))
+
+    def rows_to_input(self, rows):
+        """The adjoint of :meth:`to_rows` (col2im): rows back to the input's shape."""
+        bk = backend_of(rows)
+        geometry = (self.kernel_size, self.stride, self.padding, self.dilation)
+        return bk.conv.col2im(rows, *geometry, bk.empty_like(self.cached_input))
 
     def extra_repr(self):
         parts = [

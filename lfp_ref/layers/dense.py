@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ..kernels.cpu.dense import bias_vjp, dense_forward, dense_vjp_input, dense_vjp_weight
+from ..kernels import backend_of
 from .base import WeightedLayer, as_rng, check_dtype, init_uniform
 
 
@@ -10,9 +10,6 @@ class Dense(WeightedLayer):
     """Fully connected layer, ``z = x W^T + b``; x (B, in_features) -> z (B, out_features)."""
 
     param_names = ("weight", "bias")
-    #: False: ``vjp`` skips the VJP w.r.t. the input and returns None for it (set by
-    #: :func:`lfp_ref.layers.containers.input_vjp_skipped` on a network's first layer)
-    input_vjp = True
 
     def __init__(self, in_features, out_features, bias=True, *, dtype=np.float64, rng=None):
         super().__init__()
@@ -35,22 +32,46 @@ class Dense(WeightedLayer):
             raise ValueError(
                 f"{self!r} expects input of shape (B, {self.in_features}), got {x.shape}{hint}"
             )
-        z = dense_forward(
-            x, self.weight, self.bias, np.empty((x.shape[0], self.out_features), x.dtype)
-        )
-        self._cache = (x, z)
+        bk = backend_of(x, self.weight)
+        z = bk.dense.dense_forward(
+            x, self.weight, self.bias, bk.empty((x.shape[0], self.out_features), x.dtype)
+        )  # (B, O)
+        self.save((x, z))
         return z
 
-    def vjp(self, v):
+    def vjp(self, v, input_vjp=True):
         """``(v W, {"weight": v^T x, "bias": sum_B v})``; the first entry is None when
         ``input_vjp`` is False."""
         x = self.cached_input
-        grads = {"weight": dense_vjp_weight(x, v, np.empty_like(self.weight))}
+        bk = backend_of(v, x)
+        grads = {"weight": bk.dense.dense_vjp_weight(x, v, bk.empty_like(self.weight))}
         if self.bias is not None:
-            grads["bias"] = bias_vjp(v, np.empty_like(self.bias))
-        if not self.input_vjp:
+            grads["bias"] = bk.dense.bias_vjp(v, bk.empty_like(self.bias))
+        if not input_vjp:
             return None, grads
-        return dense_vjp_input(v, self.weight, np.empty_like(x)), grads
+        return bk.dense.dense_vjp_input(v, self.weight, bk.empty_like(x)), grads
+
+    # -- the matrix view the LRP rules use: z = X W^T + b with X the input rows --
+
+    def weight_matrix(self):
+        """The weight as an (O, K) matrix (K = in_features)."""
+        return self.weight
+
+    def input_rows(self):
+        """The input of the use being reversed as rows (N, K): x itself."""
+        return self.cached_input
+
+    def to_rows(self, a):
+        """An input-shaped array as rows (N, K)."""
+        return a
+
+    def output_rows(self, v):
+        """An output-shaped array as rows (N, O)."""
+        return v
+
+    def rows_to_input(self, rows):
+        """The adjoint of :meth:`to_rows`: rows (N, K) back to the input's shape."""
+        return rows
 
     def extra_repr(self):
         bias = "" if self.bias is not None else ", bias=False"

@@ -7,7 +7,7 @@ eval mode. Backprop: ``dL/dx = dL/dy * mask / (1 - p)``.
 
 import numpy as np
 
-from ..kernels.cpu.elementwise import multiply
+from ..kernels import backend_of
 from .base import Layer, as_rng
 
 
@@ -37,38 +37,41 @@ class Dropout(Layer):
         self.rng = as_rng(rng)
 
     def forward(self, x):
-        x = np.ascontiguousarray(x)
+        bk = backend_of(x)
+        x = bk.contiguous(x)
         if not self.training:
-            self._cache = (x, None)
+            self.save((x, None))
             return x.copy()
+        # drawn on the host from the layer's Generator, so a seed gives the same masks anywhere
         keep = self.rng.random(x.shape) >= self.p  # P(keep) = 1 - p
         # torch: noise = bernoulli(1 - p) / (1 - p) in the input's dtype; y = x * noise
-        scaled_mask = keep.astype(x.dtype) / x.dtype.type(1.0 - self.p)
-        self._cache = (x, scaled_mask)
-        return multiply(x, scaled_mask, out=np.empty_like(x))
+        scaled_mask = bk.contiguous(keep.astype(x.dtype) / x.dtype.type(1.0 - self.p))
+        self.save((x, scaled_mask))
+        return bk.elementwise.multiply(x, scaled_mask, out=bk.empty_like(x))
 
     @property
     def cached_mask(self):
         """The keep mask (bool) of the last forward pass; None if it ran in eval mode."""
-        scaled_mask = self._cached()[1]
+        scaled_mask = self.saved()[1]
         return None if scaled_mask is None else scaled_mask != 0
 
     def _through(self, value):
         # R_in = R_out * mask / (1 - p) (training) or R_out (eval); the same for gradients
-        x, scaled_mask = self._cached()
+        x, scaled_mask = self.saved()
         if np.shape(value) != x.shape:
             raise ValueError(
                 f"{self!r}: expected an array of shape {x.shape}, got {np.shape(value)}"
             )
         if scaled_mask is None:
             return value
-        value = np.ascontiguousarray(value, dtype=scaled_mask.dtype)
-        return multiply(value, scaled_mask, out=np.empty_like(value))
+        bk = backend_of(value, scaled_mask)
+        value = bk.contiguous(value, dtype=scaled_mask.dtype)
+        return bk.elementwise.multiply(value, scaled_mask, out=bk.empty_like(value))
 
-    def feedback(self, reward, rule_for):
+    def feedback(self, reward, rule_for, input_reward=True):
         return self._through(reward), {}
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         return self._through(grad), {}
 
     def extra_repr(self):

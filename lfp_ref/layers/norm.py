@@ -19,14 +19,7 @@ kernel accumulates them in double); see ``lfp_ref.kernels.cpu.norm``.
 
 import numpy as np
 
-from ..kernels.cpu.norm import (
-    channel_stats,
-    channel_vjp_sums,
-    normalize_affine,
-    update_running_stats,
-    vjp_input_eval,
-    vjp_input_train,
-)
+from ..kernels import backend_of
 from .base import FLOAT_DTYPES, NormalizationLayer, check_dtype
 
 
@@ -35,9 +28,6 @@ class _BatchNorm(NormalizationLayer):
 
     param_names = ("weight", "bias")
     buffer_names = ("running_mean", "running_var", "num_batches_tracked")
-    #: False: ``vjp`` returns None for ``J^T v`` (see
-    #: :func:`lfp_ref.layers.containers.input_vjp_skipped`)
-    input_vjp = True
 
     def __init__(
         self,
@@ -104,7 +94,6 @@ class _BatchNorm(NormalizationLayer):
         return None  # no parameters, no buffers: any float dtype goes
 
     def _check_input(self, x):
-        x = np.asarray(x)
         if x.dtype not in FLOAT_DTYPES:
             raise TypeError(f"{self!r} expects float32 or float64 input, got dtype {x.dtype}")
         dtype = self._state_dtype()
@@ -114,12 +103,14 @@ class _BatchNorm(NormalizationLayer):
                 f"x.astype(np.{dtype.name}) or the layer with layer.to(np.{x.dtype.name})"
             )
         self._check_shape(x)
-        return np.ascontiguousarray(x)
+        return backend_of(x).contiguous(x)
 
     # -- the passes ------------------------------------------------------------------------
 
     def forward(self, x):
         x = self._check_input(x)
+        bk = backend_of(x, self.weight, self.running_mean)
+        kernels = bk.norm
         batch, channels = x.shape[:2]
         x3 = x.reshape(batch, channels, -1)  # (B, C, S)
         n = x3.shape[0] * x3.shape[2]
@@ -131,7 +122,9 @@ class _BatchNorm(NormalizationLayer):
                     f"size {x.shape}; use a batch of at least 2, or layer.eval() to normalise "
                     "with the running statistics"
                 )
-            mean, var_sum = channel_stats(x3, np.empty(channels), np.empty(channels))
+            mean, var_sum = kernels.channel_stats(
+                x3, bk.empty(channels, np.float64), bk.empty(channels, np.float64)
+            )
             var = var_sum / n  # biased: what the normalisation uses
             if self.running_mean is not None:  # batch statistics with buffers: training mode
                 self.num_batches_tracked += 1
@@ -140,56 +133,65 @@ class _BatchNorm(NormalizationLayer):
                     if self.momentum is None
                     else self.momentum
                 )
-                update_running_stats(self.running_mean, self.running_var, mean, var_sum, n, factor)
+                kernels.update_running_stats(
+                    self.running_mean, self.running_var, mean, var_sum, n, factor
+                )
         else:
             mean = self.running_mean.astype(np.float64)
             var = self.running_var.astype(np.float64)
-        inv_std = 1.0 / np.sqrt(var + self.eps)  # (C,) float64
+        inv_std = 1.0 / bk.xp.sqrt(var + self.eps)  # (C,) float64
         if self.affine:
             scale, shift = self.weight.astype(np.float64), self.bias.astype(np.float64)
         else:
-            scale, shift = np.ones(channels), np.zeros(channels)
-        xhat, z = np.empty_like(x), np.empty_like(x)
-        normalize_affine(
+            scale, shift = bk.ones(channels, np.float64), bk.zeros(channels, np.float64)
+        xhat, z = bk.empty_like(x), bk.empty_like(x)
+        kernels.normalize_affine(
             x3, mean, inv_std, scale, shift, xhat.reshape(x3.shape), z.reshape(x3.shape)
         )
         # the mode is cached with the statistics: vjp differentiates the map that actually ran.
         # xhat is kept for inspection and other rules; vjp recomputes it in float64 from x.
-        self._cache = (x, z, xhat, inv_std, mean, batch_stats)
+        self.save((x, z, xhat, inv_std, mean, batch_stats))
         return z
 
-    def vjp(self, v):
+    def vjp(self, v, input_vjp=True):
         """``(J^T v, {"weight": sum v * xhat, "bias": sum v})`` with the full Jacobian of the
         forward pass that ran (training mode: batch statistics; eval: running statistics)."""
-        x, z, _, inv_std, mean, batch_stats = self._cached()
+        x, z, _, inv_std, mean, batch_stats = self.saved()
         if np.shape(v) != z.shape:
             raise ValueError(
                 f"{self!r}.vjp: expected an array of shape {z.shape}, got {np.shape(v)}"
             )
-        v = np.ascontiguousarray(v, dtype=z.dtype)
+        bk = backend_of(v, x)
+        kernels = bk.norm
+        v = bk.contiguous(v, dtype=z.dtype)
         batch, channels = x.shape[:2]
         v3 = v.reshape(batch, channels, -1)  # (B, C, S)
         x3 = x.reshape(v3.shape)
         n = v3.shape[0] * v3.shape[2]
-        gamma = self.weight.astype(np.float64) if self.affine else np.ones(channels)
+        gamma = self.weight.astype(np.float64) if self.affine else bk.ones(channels, np.float64)
         scale = gamma * inv_std  # (C,) float64
         grads = {}
         if batch_stats or self.affine:
-            sum_v, sum_v_xhat = channel_vjp_sums(
-                v3, x3, mean, inv_std, np.empty(channels), np.empty(channels)
+            sum_v, sum_v_xhat = kernels.channel_vjp_sums(
+                v3,
+                x3,
+                mean,
+                inv_std,
+                bk.empty(channels, np.float64),
+                bk.empty(channels, np.float64),
             )
             if self.affine:
                 grads["weight"] = sum_v_xhat.astype(self.weight.dtype)
                 grads["bias"] = sum_v.astype(self.bias.dtype)
-        if not self.input_vjp:
+        if not input_vjp:
             return None, grads
-        out = np.empty_like(x)
+        out = bk.empty_like(x)
         if batch_stats:
-            vjp_input_train(
+            kernels.vjp_input_train(
                 v3, x3, mean, inv_std, scale, sum_v / n, sum_v_xhat / n, out.reshape(v3.shape)
             )
         else:
-            vjp_input_eval(v3, scale, out.reshape(v3.shape))
+            kernels.vjp_input_eval(v3, scale, out.reshape(v3.shape))
         return out, grads
 
     def extra_repr(self):

@@ -8,13 +8,7 @@
 
 import numpy as np
 
-from ..kernels.cpu.pool import (
-    avgpool2d_forward,
-    avgpool2d_vjp,
-    maxpool2d_forward,
-    pool2d_output_size,
-    route_to_argmax,
-)
+from ..kernels import backend_of
 from .base import LinearLayer, PoolingLayer
 from .conv import as_pair, check_nchw_input, format_pair
 
@@ -37,7 +31,9 @@ class _Pool2d(PoolingLayer):
 
     def output_size(self, height, width):
         """``(Ho, Wo)`` for an input of spatial size ``(height, width)``."""
-        return pool2d_output_size(height, width, self.kernel_size, self.stride, self.padding)
+        return backend_of().pool.pool2d_output_size(
+            height, width, self.kernel_size, self.stride, self.padding
+        )
 
     def _check_input(self, x):
         check_nchw_input(self, x)
@@ -77,18 +73,23 @@ class AvgPool2d(_Pool2d, LinearLayer):
 
     def forward(self, x):
         ho, wo = self._check_input(x)
-        x = np.ascontiguousarray(x)
-        z = np.empty((*x.shape[:2], ho, wo), x.dtype)  # (B, C, Ho, Wo)
-        avgpool2d_forward(x, self.kernel_size, self.stride, self.padding, z)
-        self._cache = (x, z)
+        bk = backend_of(x)
+        x = bk.contiguous(x)
+        z = bk.empty((*x.shape[:2], ho, wo), x.dtype)  # (B, C, Ho, Wo)
+        bk.pool.avgpool2d_forward(x, self.kernel_size, self.stride, self.padding, z)
+        self.save((x, z))
         return z
 
-    def vjp(self, v):
+    def vjp(self, v, input_vjp=True):
         """``(VJP_x(v), {})``: each ``v / (kh*kw)`` spread over its window."""
-        x, z = self._cached()
+        x, z = self.saved()
         self._check_output_like(v, z.shape, "v")
-        v = np.ascontiguousarray(v, dtype=z.dtype)
-        return avgpool2d_vjp(v, self.kernel_size, self.stride, self.padding, np.empty_like(x)), {}
+        if not input_vjp:
+            return None, {}
+        bk = backend_of(v, x)
+        v = bk.contiguous(v, dtype=z.dtype)
+        geometry = (self.kernel_size, self.stride, self.padding)
+        return bk.pool.avgpool2d_vjp(v, *geometry, bk.empty_like(x)), {}
 
 
 class MaxPool2d(_Pool2d):
@@ -102,28 +103,31 @@ class MaxPool2d(_Pool2d):
 
     def forward(self, x):
         ho, wo = self._check_input(x)
-        x = np.ascontiguousarray(x)
-        z = np.empty((*x.shape[:2], ho, wo), x.dtype)  # (B, C, Ho, Wo)
-        argmax = np.empty(z.shape, np.int64)  # flat index ih*W + iw per (b, c)
-        maxpool2d_forward(x, self.kernel_size, self.stride, self.padding, z, argmax)
-        self._cache = (x.shape, z.shape, argmax)
+        bk = backend_of(x)
+        x = bk.contiguous(x)
+        z = bk.empty((*x.shape[:2], ho, wo), x.dtype)  # (B, C, Ho, Wo)
+        argmax = bk.empty(z.shape, np.int64)  # flat index ih*W + iw per (b, c)
+        bk.pool.maxpool2d_forward(x, self.kernel_size, self.stride, self.padding, z, argmax)
+        self.save((x.shape, z.shape, argmax))
         return z
 
     def _route(self, v, what):
-        x_shape, z_shape, argmax = self._cached()
+        x_shape, z_shape, argmax = self.saved()
         self._check_output_like(v, z_shape, what)
-        v = np.ascontiguousarray(v)
-        return route_to_argmax(v, argmax, np.empty(x_shape, v.dtype))
+        bk = backend_of(v, argmax)
+        v = bk.contiguous(v)
+        return bk.pool.route_to_argmax(v, argmax, bk.empty(x_shape, v.dtype))
 
-    def feedback(self, reward, rule_for):
+    def feedback(self, reward, rule_for, input_reward=True):
         """``(reward_in, {})``: the whole reward of each output at its window's arg-max."""
         return self._route(reward, "the reward"), {}
 
-    def backward(self, grad):
+    def backward(self, grad, input_grad=True):
         """``(dL/dx, {})``: the gradient of each output at its window's arg-max."""
         return self._route(grad, "the gradient"), {}
 
     @property
     def argmax(self):
-        """The cached arg-max indices (B, C, Ho, Wo), flat ``ih*W + iw`` per plane."""
-        return self._cached()[2]
+        """The arg-max indices (B, C, Ho, Wo) of the use being reversed, flat ``ih*W + iw`` per
+        plane."""
+        return self.saved()[2]

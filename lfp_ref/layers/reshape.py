@@ -7,11 +7,11 @@ class Flatten(Layer):
     def forward(self, x):
         if x.ndim < 2:
             raise ValueError(f"Flatten expects input of shape (B, ...), got {x.shape}")
-        self._cache = x.shape
+        self.save(x.shape)
         return x.reshape(x.shape[0], -1)
 
-    def feedback(self, reward, rule_for):
-        return reward.reshape(self._cached()), {}
+    def feedback(self, reward, rule_for, input_reward=True):
+        return reward.reshape(self.saved()), {}
 
-    def backward(self, grad):
-        return grad.reshape(self._cached()), {}
+    def backward(self, grad, input_grad=True):
+        return grad.reshape(self.saved()), {}

@@ -241,7 +241,7 @@ def secant_backprop(model, seed_grad):
             grad, own = layer.vjp(grad)
             params.update({f"{name}.{k}": v for k, v in own.items()})
         elif isinstance(layer, Activation):
-            pre, post = layer._cached()
+            pre, post = layer.saved()
             grad = grad * (post / pre)  # the secant slope g(a)/a in place of g'(a)
         elif isinstance(layer, Flatten):
             grad, _ = layer.backward(grad)
