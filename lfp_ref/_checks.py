@@ -3,11 +3,16 @@ to do."""
 
 import numpy as np
 
+from .kernels import CPU, backend_of
+
 
 def check_array(x, name, dtype=None):
-    """A finite float32/float64 ndarray, C-contiguous; with ``dtype`` given, of that dtype."""
-    if not isinstance(x, np.ndarray):
-        x = np.asarray(x)
+    """A finite float32/float64 array of one backend (anything else becomes a NumPy array),
+    C-contiguous; with ``dtype`` given, of that dtype."""
+    try:
+        bk = backend_of(x)
+    except TypeError:  # a list, a scalar, another library's array: NumPy takes it or says why
+        x, bk = np.asarray(x), CPU
     if x.dtype.kind not in "f" or x.dtype not in (np.float32, np.float64):
         wanted = np.dtype(dtype).name if dtype is not None else "float64"
         raise TypeError(
@@ -20,10 +25,10 @@ def check_array(x, name, dtype=None):
             f"with {name}.astype(np.{np.dtype(dtype).name}) or the model with "
             f"model.to(np.{x.dtype.name})"
         )
-    if not np.isfinite(x).all():
-        bad = int(np.size(x) - np.count_nonzero(np.isfinite(x)))
+    if not bk.xp.isfinite(x).all():
+        bad = int(x.size - bk.xp.count_nonzero(bk.xp.isfinite(x)))
         raise ValueError(f"{name} contains {bad} non-finite value(s) (NaN or inf)")
-    return np.ascontiguousarray(x)
+    return bk.contiguous(x)
 
 
 def check_labels(y, num_classes, batch_size, name="y"):

@@ -37,11 +37,10 @@ import copy
 import numpy as np
 
 from .layers.activations import Identity
-from .layers.base import Layer
-from .layers.containers import Residual, Sequential
+from .layers.base import Container, Layer, LinearLayer, NormalizationLayer
+from .layers.containers import Residual
 from .layers.conv import Conv2d
 from .layers.dense import Dense
-from .layers.norm import BatchNorm1d, BatchNorm2d
 from .layers.pool import AvgPool2d
 from .rules import (
     DEFAULT_EPS,
@@ -57,13 +56,14 @@ from .rules import (
 )
 from .rules import get as get_rule
 
-BATCHNORMS = (BatchNorm1d, BatchNorm2d)
+BATCHNORMS = (NormalizationLayer,)
 
 
 def uses_rule(layer):
-    """Whether ``layer`` consults a rule: Dense, Conv2d, AvgPool2d, BatchNorm and the residual
-    sum do; activations, MaxPool2d, Flatten, Dropout and Sequential do not."""
-    return isinstance(layer, (*WEIGHTED_LAYERS, AvgPool2d, *BATCHNORMS, Residual))
+    """Whether ``layer`` consults a rule: the linear layers (Dense, Conv2d, AvgPool2d,
+    BatchNorm) and the residual sum do; activations, MaxPool2d, Flatten, Dropout and Sequential
+    do not."""
+    return isinstance(layer, (LinearLayer, Residual))
 
 
 def _rule(value, where):
@@ -326,12 +326,9 @@ def _replace(model, name, new):
     """Put ``new`` in place of the layer called ``name`` (a child of a Sequential or Residual)."""
     parent_name, _, child = name.rpartition(".")
     parent = dict(model.named_layers())[parent_name]
-    if isinstance(parent, Sequential):
-        parent.layers[int(child)] = new
-    elif isinstance(parent, Residual):
-        setattr(parent, child, new)
-    else:  # pragma: no cover - the only containers
+    if not isinstance(parent, Container):  # pragma: no cover - names come from named_layers
         raise TypeError(f"cannot replace a child of {parent!r}")
+    parent.set_child(child, new)
 
 
 def _with_bias(layer):

@@ -352,6 +352,10 @@ class Container(Layer):
 
     observer = None  # set by observe(): observer(container, name, child, pass, value_in, out)
 
+    def set_child(self, name, layer):
+        """Put ``layer`` in place of the child called ``name``."""
+        raise NotImplementedError
+
     def _forward_child(self, name, child, x):
         z = child.forward(x)
         if self.observer is not None:

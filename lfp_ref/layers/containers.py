@@ -68,6 +68,10 @@ class Sequential(Container):
     def backward(self, grad, input_grad=True):
         return self._reverse(grad, None, input_grad)
 
+    def set_child(self, name, layer):
+        """Put ``layer`` in place of the child called ``name`` ("0", "1", ...)."""
+        self.layers[int(name)] = layer
+
     def __getitem__(self, i):
         return self.layers[i]
 
@@ -135,6 +139,12 @@ class Residual(Container):
         self.saved()
         self._notify("sum", "backward", grad, (grad, grad))
         return self._join_paths(grad, grad, None, input_grad)
+
+    def set_child(self, name, layer):
+        """Put ``layer`` in place of the child called ``name`` ("branch" or "shortcut")."""
+        if name not in ("branch", "shortcut"):
+            raise KeyError(f"Residual has the children 'branch' and 'shortcut', not {name!r}")
+        setattr(self, name, layer)
 
     def __repr__(self):
         return f"Residual(branch={self.branch!r}, shortcut={self.shortcut!r})"

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import engine, losses, optim, rewards
-from ..kernels.cpu.elementwise import stabilize
+from ..kernels import CPU
 from ..layers.activations import (
     ELU,
     Activation,
@@ -148,7 +148,7 @@ def conservation(seed=0, bias=False):
             z = layer.cached_output
             b = getattr(layer, "bias", None)
             b = 0.0 if b is None else b.reshape(-1, *([1] * (z.ndim - 2)))
-            expected = reward * (z - b) / stabilize(z, eps, np.empty_like(z))
+            expected = reward * (z - b) / CPU.elementwise.stabilize(z, eps, np.empty_like(z))
         axes = tuple(range(1, reward.ndim))
         lhs = reward_in.sum(axis=tuple(range(1, reward_in.ndim)))
         scale = np.abs(reward).sum(axis=axes).max()
