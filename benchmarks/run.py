@@ -175,8 +175,10 @@ def worker_steps(config):
         if ok:
             peers.set_threads(config["threads"])
             tx, ty = peers.as_tensors(x, y)
+            from lfp_ref.verify.interop import to_torch
+
             lfprop_model, gd_torch, fwd_torch = (
-                models.torch_twin(models.build(name, dtype)) for _ in range(3)
+                to_torch(models.build(name, dtype)) for _ in range(3)
             )
             lfprop_step = peers.lfprop_step(lfprop_model, LR, MOMENTUM, CLIP)
             torch_step = peers.torch_gd_step(gd_torch, LR, MOMENTUM, CLIP)
@@ -257,11 +259,7 @@ def worker_sweep(config):
             out["batch"][name][size] = timed(lambda n=name: models.build(n), x, y)
     x, y = models.batch("mlp-256", 128)
     for width in config["widths"]:
-        out["width"][width] = timed(
-            lambda w=width: models.mlp([784, w, w, 10], np.float32, np.random.default_rng(0)),
-            x,
-            y,
-        )
+        out["width"][width] = timed(lambda w=width: models.build_mlp(w), x, y)
     return out
 
 

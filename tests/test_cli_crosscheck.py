@@ -84,3 +84,11 @@ def test_crosscheck_rejects_bad_arguments(capsys):
     assert "invalid choice: 'alexnet'" in capsys.readouterr().err
     assert cli.main(["crosscheck", "--batch-size", "1"]) == 2
     assert "--batch-size must be at least 2" in capsys.readouterr().err
+
+
+def test_every_subcommand_is_registered():
+    """``lfp-ref`` registers every module of cli.SUBCOMMANDS (an import error is raised, never
+    skipped)."""
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert tuple(sub.choices) == cli.SUBCOMMANDS

@@ -124,17 +124,6 @@ def test_without_lfprops_sum_rule_the_residual_model_disagrees(monkeypatch):
 
 
 @pytest.mark.crosscheck
-def test_missing_attribution_is_reported_not_passed(monkeypatch):
-    require_peers()
-    monkeypatch.setattr(cc, "_attribution_api", lambda: (None, None, "not built yet"))
-    report = cc.crosscheck_model("mlp", seed=0, checks=("zennit",))
-    assert [r.result for r in report.rows] == ["n/a"] * len(cc.COMPOSITES)
-    assert all(r.note == "not built yet" for r in report.rows)
-    assert not report.passed  # nothing was compared
-    assert "5 not available" in report.to_table()
-
-
-@pytest.mark.crosscheck
 def test_train_mode_dropout_is_refused():
     require_peers()
     model, x, y = cc.build_model("lenet", seed=0)
@@ -197,6 +186,35 @@ def test_model_modes_are_the_advertised_ones():
     assert any(isinstance(layer, lfp.MaxPool2d) for _, layer in lenet.named_layers())
     assert all(lay.training for _, lay in vgg.named_layers() if isinstance(lay, lfp.BatchNorm2d))
     assert any(isinstance(layer, lfp.Residual) for _, layer in resnet.named_layers())
+
+
+def test_models_come_from_the_zoo():
+    """The cross-check models are models of the one catalog, lfp_ref.zoo, with options."""
+    from lfp_ref import zoo
+
+    assert {name: spec.model for name, spec in cc.MODELS.items()} == {
+        "mlp": "mlp",
+        "lenet": "lenet-tiny",
+        "vgg-small": "vgg-tiny",
+        "resnet-small": "resnet-tiny",
+    }
+    for spec in cc.MODELS.values():
+        assert spec.model in zoo.known_models()
+    assert cc.MODELS["vgg-small"].options["bias_before_norm"] is False
+    model, _, _ = cc.build_model("vgg-small")
+    # no bias before a train-mode BatchNorm, so nothing cancels by construction
+    assert cc.zero_by_construction(model) == {}
+    assert model.dtype == np.float64
+
+
+def test_zero_by_construction_finds_weighted_layers_before_norms():
+    model = lfp.Sequential(
+        lfp.Conv2d(1, 2, 3), lfp.BatchNorm2d(2), lfp.ReLU(),
+        lfp.Flatten(), lfp.Dense(2, 3), lfp.BatchNorm1d(3), lfp.Dense(3, 2),
+    )  # fmt: skip
+    assert cc.zero_by_construction(model) == {"0.bias": "0.weight", "4.bias": "4.weight"}
+    model[1].eval()  # an eval-mode BN with running statistics does not remove the bias
+    assert cc.zero_by_construction(model) == {"4.bias": "4.weight"}
 
 
 def test_bad_arguments_say_what_to_do():

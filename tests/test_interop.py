@@ -186,6 +186,72 @@ def test_to_torch_rejects_layers_without_a_torch_twin():
         interop.to_torch(lfp.Sequential(lfp.Dense(2, 2), lfp.Step()))
 
 
+# --------------------------------------------------------------------------- the registry
+
+
+@pytest.mark.crosscheck
+def test_one_registration_adds_a_layer_type():
+    """A new lfp_ref layer type converts both ways after one ``register`` call."""
+    torch = pytest.importorskip("torch", reason=_HINT)
+
+    class Softplus(lfp.layers.base.Activation):
+        def function(self, x):
+            return np.logaddexp(0, x)
+
+        def derivative(self, x, y):
+            return 1 / (1 + np.exp(-x))
+
+    model = lfp.Sequential(lfp.Dense(3, 4, rng=0), Softplus(), lfp.Dense(4, 2, rng=1))
+    with pytest.raises(TypeError, match=r"Softplus\(\) has no torch counterpart"):
+        interop.to_torch(model)
+    try:
+        interop.register(
+            Softplus,
+            "Softplus",
+            to_torch=lambda layer, nn, convert: nn.Softplus(),
+            from_torch=lambda module, ctx: Softplus(),
+        )
+        twin = interop.to_torch(model)
+        assert type(twin[1]) is torch.nn.Softplus
+        back = interop.from_torch(twin)
+        assert [type(layer) for layer in back] == [lfp.Dense, Softplus, lfp.Dense]
+        assert_same_state(back.state_dict(), model.state_dict())
+        x = np.random.default_rng(0).normal(size=(5, 3))
+        assert_close(back(x), twin(torch.from_numpy(x)).detach().numpy())
+    finally:
+        del interop.CONVERSIONS[Softplus]
+        interop._from_torch_classes.cache_clear()
+    assert "Softplus" not in interop.supported_torch()
+
+
+@pytest.mark.crosscheck
+def test_lfp_ref_subclasses_convert_as_their_base_torch_subclasses_do_not():
+    """to_torch looks a layer's class up along its MRO; from_torch takes exact torch classes (a
+    torch subclass may override forward)."""
+    torch = pytest.importorskip("torch", reason=_HINT)
+
+    class MyReLU(lfp.ReLU):
+        pass
+
+    class MyLinear(torch.nn.Linear):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    assert type(interop.to_torch(lfp.Sequential(lfp.Dense(2, 2), MyReLU()))[1]) is torch.nn.ReLU
+    with pytest.raises(TypeError, match=r"module '0' is MyLinear.*supported: Sequential, Linear"):
+        interop.from_torch(torch.nn.Sequential(MyLinear(2, 2)))
+
+
+def test_registry_lists_what_it_converts():
+    assert interop.SUPPORTED_TORCH == interop.supported_torch()
+    assert interop.SUPPORTED_TORCH[:2] == ("Sequential", "Linear")
+    assert interop.SUPPORTED_TORCH[-1] == "TorchResidual"
+    assert set(interop.supported_layers()) >= {"Dense", "Conv2d", "BatchNorm2d", "Residual"}
+    with pytest.raises(ValueError, match="'Linear' already converts to Dense"):
+        interop.register(lfp.Identity, "Linear", to_torch=None, from_torch=None)
+    assert interop.CONVERSIONS[lfp.Identity].torch_name == "Identity"
+
+
 def test_interop_imports_without_torch(tmp_path):
     """The module imports without torch; using it says how to install torch."""
     fake = tmp_path / "torch"

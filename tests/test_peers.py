@@ -629,6 +629,19 @@ def ref_residual_sum(a0, branch, s, R_s, eps):
     return branch * rho, a0 * rho
 
 
+def test_every_residual_sum_is_swapped():
+    """Both import paths of interop give the same TorchSum class, and _replace_sums finds it (the
+    check once compared the class's module name with the old path and silently swapped none)."""
+    from lfp_ref import interop
+    from lfp_ref.verify import interop as verify_interop
+
+    assert interop.TorchSum is verify_interop.TorchSum
+    model = make_residual_mlp(0)
+    model[3] = interop.TorchResidual(torch.nn.Sequential(torch.nn.Linear(6, 6)))
+    assert peers._replace_sums(model, torch.nn.Identity) == 2
+    assert not any(isinstance(m, interop.TorchSum) for m in model.modules())
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_lfprop_residual_sum_splits_the_reward(seed):
     """peers swaps lfp_ref.interop.TorchSum for lfprop's Sum, so lfprop's Sum rule splits the

@@ -9,9 +9,11 @@ import pytest
 from lfp_ref import zoo
 from lfp_ref.engine import feedback, gradients
 from lfp_ref.layers.activations import ACTIVATIONS
-from lfp_ref.layers.containers import Residual
+from lfp_ref.layers.base import NormalizationLayer, WeightedLayer
+from lfp_ref.layers.containers import Residual, Sequential
 from lfp_ref.layers.dropout import Dropout
 from lfp_ref.layers.norm import BatchNorm2d
+from lfp_ref.layers.pool import AvgPool2d
 from tests.tolerances import assert_close
 
 # (name, input_shape) pairs every test below runs over
@@ -22,6 +24,11 @@ CASES = [
     ("lenet", (3, 32, 32)),
     ("vgg-small", (3, 16, 16)),
     ("resnet-small", (1, 12, 12)),
+    ("lenet-5", (1, 28, 28)),
+    ("small-cnn", (1, 8, 8)),
+    ("lenet-tiny", (1, 16, 16)),
+    ("vgg-tiny", (3, 8, 8)),
+    ("resnet-tiny", (3, 8, 8)),
 ]
 CASE_IDS = [f"{name}-{'x'.join(map(str, shape))}" for name, shape in CASES]
 
@@ -149,17 +156,156 @@ def test_names_are_forgiving():
         (dict(name="alexnet"), "unknown model 'alexnet'; known: toy, mlp, lenet"),
         (dict(activation="swish"), "unknown activation 'swish'; known: "),
         (dict(widths=(8,)), "fixed widths"),
+        (dict(name="lenet-5", widths=(8,)), "fixed widths; drop widths= (or use a model with"),
         (dict(input_shape=(784,)), "needs input_shape (C, H, W)"),
         (dict(input_shape=(1, 8, 8)), "too small for this model"),
         (dict(num_classes=1), "num_classes must be an int >= 2"),
     ],
-    ids=["model", "activation", "widths", "flat-input", "small-input", "classes"],
+    ids=["model", "activation", "widths", "fixed-widths", "flat-input", "small-input", "classes"],
 )
 def test_errors_say_what_to_do(kwargs, message):
     args = dict(name="lenet", num_classes=10, input_shape=(1, 28, 28)) | kwargs
     with pytest.raises(ValueError) as info:
         zoo.build(args.pop("name"), **args)
     assert message in str(info.value)
+
+
+def test_catalog_describes_every_model():
+    """Every model has a description, and the module docstring's table lists them all."""
+    assert zoo.known_models() == tuple(zoo.CATALOG)
+    table = zoo.__doc__.split("=============  ")[2]
+    assert [line.split()[0] for line in table.splitlines()[1:] if line and line[0] != " "] == [
+        *zoo.known_models()
+    ]
+    for name in zoo.known_models():
+        text = zoo.describe(name)
+        assert text.startswith(f"{name}: ")
+        assert "layers: " in text and "options: mode='train'" in text
+    assert "dropout_rng='spawn'" in zoo.describe("LeNet")
+    assert "widths default (32, 64)" in zoo.describe("vgg-small")
+
+
+def test_lenet5_and_small_cnn_layers():
+    lenet5 = zoo.build("lenet-5", num_classes=10, input_shape=(1, 28, 28))
+    assert [p.shape for p in lenet5.parameters().values()] == [
+        (6, 1, 5, 5), (6,), (16, 6, 5, 5), (16,), (120, 256), (120,), (84, 120), (84,),
+        (10, 84), (10,)
+    ]  # fmt: skip
+    assert sum(isinstance(layer, AvgPool2d) for layer in lenet5) == 2
+    cnn = zoo.build("small-cnn", num_classes=4, input_shape=(1, 10, 10))
+    assert [p.shape for p in cnn.parameters().values()] == [
+        (8, 1, 3, 3), (8,), (16, 8, 3, 3), (16,), (4, 64), (4,)
+    ]  # fmt: skip
+
+
+def test_mode_option():
+    model = zoo.build("resnet-small", num_classes=3, input_shape=(1, 8, 8), mode="eval")
+    assert not any(layer.training for _, layer in model.named_layers())
+    model = zoo.build("toy", num_classes=3, input_shape=(2,), mode="train")
+    assert all(layer.training for _, layer in model.named_layers())
+
+
+def test_dropout_options():
+    plain = zoo.build("vgg-small", num_classes=3, input_shape=(3, 8, 8), seed=2)
+    without = zoo.build("vgg-small", num_classes=3, input_shape=(3, 8, 8), seed=2, dropout=0)
+    assert not any(isinstance(layer, Dropout) for layer in without)
+    assert len(without.layers) == len(plain.layers) - 1
+    # the weights do not depend on the Dropout layers (spawning draws nothing)
+    for a, b in zip(plain.parameters().values(), without.parameters().values(), strict=True):
+        assert a.tobytes() == b.tobytes()
+    light = zoo.build("lenet", num_classes=3, input_shape=(1, 28, 28), dropout=0.25)
+    assert [layer.p for layer in light if isinstance(layer, Dropout)] == [0.25, 0.25]
+    rng = np.random.default_rng(4)
+    shared = zoo.build(
+        "lenet-tiny", num_classes=3, input_shape=(1, 16, 16), seed=rng, dropout_rng="shared"
+    )
+    assert [layer.rng for layer in shared if isinstance(layer, Dropout)] == [rng]
+    spawned = zoo.build("lenet-tiny", num_classes=3, input_shape=(1, 16, 16), seed=rng)
+    assert all(layer.rng is not rng for layer in spawned if isinstance(layer, Dropout))
+
+
+def _followed_by_norm(model):
+    """``{weighted layer name: whether a normalization layer follows it}``."""
+    out = {}
+    for prefix, layer in model.named_layers():
+        if isinstance(layer, Sequential):
+            children = layer.children()
+            for (name, first), (_, second) in zip(children, [*children[1:], (None, None)]):
+                if isinstance(first, WeightedLayer):
+                    key = f"{prefix}.{name}" if prefix else name
+                    out[key] = isinstance(second, NormalizationLayer)
+    return out
+
+
+@pytest.mark.parametrize("name", ["resnet-small", "vgg-tiny", "resnet-tiny"])
+def test_bias_before_norm_option(name):
+    model = zoo.build(name, num_classes=3, input_shape=(3, 8, 8), bias_before_norm=False)
+    followed = _followed_by_norm(model)
+    assert any(followed.values()) and not all(followed.values())
+    layers = dict(model.named_layers())
+    for key, before_norm in followed.items():
+        assert (layers[key].bias is None) == before_norm, key
+    # the default keeps every bias
+    default = dict(zoo.build(name, num_classes=3, input_shape=(3, 8, 8)).named_layers())
+    assert all(default[key].bias is not None for key in followed)
+
+
+def test_randomize_batchnorm_option():
+    plain = zoo.build("vgg-tiny", num_classes=3, input_shape=(3, 8, 8), seed=1, dtype=np.float64)
+    rng = np.random.default_rng(1)
+    random = zoo.build(
+        "vgg-tiny",
+        num_classes=3,
+        input_shape=(3, 8, 8),
+        seed=rng,
+        dtype=np.float64,
+        randomize_batchnorm=True,
+    )
+    norms = [layer for _, layer in random.named_layers() if isinstance(layer, NormalizationLayer)]
+    assert len(norms) == 4
+    for layer in norms:
+        assert np.all((0.5 <= np.abs(layer.weight)) & (np.abs(layer.weight) <= 1.5))
+        assert np.all(np.abs(layer.bias) <= 0.5) and np.any(layer.bias != 0)
+        assert np.all(np.abs(layer.running_mean) <= 0.3) and np.any(layer.running_mean != 0)
+        assert np.all((0.5 <= layer.running_var) & (layer.running_var <= 2.0))
+    # drawn after the weights: the weighted layers are the unrandomized model's
+    for key, value in plain.state_dict().items():
+        if key.endswith("weight") and value.ndim >= 2:
+            assert value.tobytes() == random.state_dict()[key].tobytes(), key
+    # and the Generator was drawn from past the weights
+    assert rng.bit_generator.state != np.random.default_rng(1).bit_generator.state
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        ("mlp", dict(dropout=0.1), "model 'mlp' takes the options mode; got dropout ('dropout' "
+         "is an option of lenet, vgg-small, lenet-tiny)"),
+        ("lenet", dict(randomize_batchnorm=True), "'randomize_batchnorm' is an option of "
+         "resnet-small, vgg-tiny, resnet-tiny"),
+        ("lenet", dict(colour="red"), "'colour' is no option of any model"),
+        ("lenet", dict(mode="inference"), "mode must be 'train' or 'eval', got 'inference'"),
+        ("lenet", dict(dropout=1.0), "dropout must be a probability 0 <= p < 1"),
+        ("lenet", dict(dropout_rng="fresh"), "dropout_rng must be 'spawn'"),
+        ("vgg-tiny", dict(bias_before_norm="no"), "bias_before_norm must be True or False"),
+    ],
+    ids=["not-this-model", "bn-option", "unknown", "mode", "dropout", "dropout-rng", "flag"],
+)  # fmt: skip
+def test_option_errors_say_what_to_do(name, options, message):
+    shape = {"mlp": (4,), "lenet": (1, 28, 28), "vgg-tiny": (3, 8, 8)}[name]
+    with pytest.raises(ValueError) as info:
+        zoo.build(name, num_classes=3, input_shape=shape, **options)
+    assert message in str(info.value)
+
+
+def test_known_and_checked_options():
+    assert zoo.known_options("lenet") == {"mode": "train", "dropout": 0.5, "dropout_rng": "spawn"}
+    assert zoo.known_options("toy") == {"mode": "train"}
+    assert zoo.check_options("vgg_tiny", {"mode": "eval"}) == {
+        "mode": "eval",
+        "bias_before_norm": True,
+        "randomize_batchnorm": False,
+    }
 
 
 def test_bad_widths():

@@ -33,13 +33,7 @@ def build_parser():
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        try:
-            module = importlib.import_module(f"lfp_ref.cli.{name}")
-        except ModuleNotFoundError as err:
-            if err.name == f"lfp_ref.cli.{name}":
-                continue  # not built yet
-            raise
-        module.add_parser(sub)
+        importlib.import_module(f"lfp_ref.cli.{name}").add_parser(sub)
     for command_parser in (parser, *sub.choices.values()):
         one_line_errors(command_parser)
     return parser

@@ -34,16 +34,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .. import engine
-from ..layers.activations import ReLU
-from ..layers.base import as_rng, check_dtype
-from ..layers.containers import Residual, Sequential
-from ..layers.conv import Conv2d
-from ..layers.dense import Dense
+from .. import engine, zoo
+from ..composites import merge_batchnorm
+from ..explain.attribution import attribute
+from ..layers.base import NormalizationLayer, WeightedLayer, as_rng, check_dtype
+from ..layers.containers import Sequential
 from ..layers.dropout import Dropout
-from ..layers.norm import BatchNorm1d, BatchNorm2d
-from ..layers.pool import AvgPool2d, MaxPool2d
-from ..layers.reshape import Flatten
 from ..rules import DEFAULT_EPS
 from . import interop
 
@@ -189,8 +185,8 @@ def _row(model, check, quantity, ours, peer, tolerance, scale_of=None):
 
 
 def zero_by_construction(model):
-    """``{bias name: weight name}`` for the biases of Dense/Conv2d layers directly followed (in a
-    Sequential) by a BatchNorm in training mode.
+    """``{bias name: weight name}`` for the biases of weighted layers (Dense, Conv2d) directly
+    followed (in a Sequential) by a normalization layer (BatchNorm) in training mode.
 
     The batch mean removes such a bias: its gradient is exactly 0 in exact arithmetic, and its
     LFP feedback ``|b| sum_B x / stab(x) * J^T rho_BN`` only O(eps), because ``J^T rho_BN``
@@ -206,9 +202,9 @@ def zero_by_construction(model):
         children = layer.children()
         for (name, first), (_, second) in zip(children, children[1:]):
             if (
-                isinstance(first, (Dense, Conv2d))
+                isinstance(first, WeightedLayer)
                 and first.bias is not None
-                and isinstance(second, (BatchNorm1d, BatchNorm2d))
+                and isinstance(second, NormalizationLayer)
                 and (second.training or second.running_mean is None)
             ):
                 base = f"{prefix}.{name}" if prefix else name
@@ -258,32 +254,10 @@ def _lfprop_rows(label, lfp_model, torch_model, x, y, eps, tolerance, checks):
     return rows
 
 
-def _attribution_api():
-    """Part A of issue 3 (``lfp_ref.attribution.attribute``, ``lfp_ref.composites.
-    merge_batchnorm``), or the reason it is not available."""
-    try:
-        from ..explain.attribution import attribute
-    except ImportError as err:
-        return None, None, f"lfp_ref.attribution not available: {err}"
-    try:
-        from ..composites import merge_batchnorm
-    except ImportError:
-        merge_batchnorm = None
-    return attribute, merge_batchnorm, ""
-
-
 def _zennit_rows(label, lfp_model, torch_model, x, y, tolerance, composites):
     from . import peers
 
-    attribute, merge_batchnorm, reason = _attribution_api()
-    has_bn = _has(lfp_model, (BatchNorm1d, BatchNorm2d))
-    if attribute is not None and has_bn and merge_batchnorm is None:
-        attribute, reason = None, "lfp_ref.composites.merge_batchnorm not available"
-    if attribute is None:
-        return [
-            Row(label, "zennit", f"{name} input relevance", None, None, tolerance, None, reason)
-            for name in composites
-        ]
+    has_bn = _has(lfp_model, NormalizationLayer)
     # attribution is an eval-time computation: both sides in eval mode, BN merged (spec 5)
     ours_model = copy.deepcopy(lfp_model).eval()
     if has_bn:
@@ -347,8 +321,7 @@ def crosscheck(
     Returns
     -------
     Report
-        One row per parameter for (a) and (c), one per composite for (b); rows that cannot run
-        (part A's attribution not installed) are "n/a" with the reason, never a pass.
+        One row per parameter for (a) and (c), one per composite for (b).
     """
     unknown = sorted(set(checks) - set(CHECKS))
     if unknown:
@@ -379,103 +352,55 @@ def crosscheck(
 # --------------------------------------------------------------------------- the models
 
 
-def _randomize_batchnorm(model, rng):
-    """Move BatchNorm's gamma/beta off 1/0 (so |theta| scaling and the beta path are exercised)
-    and its running statistics off 0/1 (so eval mode and the BN merge are not identities)."""
-    for _, layer in model.named_layers():
-        if isinstance(layer, (BatchNorm1d, BatchNorm2d)):
-            shape = layer.weight.shape
-            layer.weight[...] = rng.uniform(0.5, 1.5, shape) * rng.choice([-1.0, 1.0], shape)
-            layer.bias[...] = rng.uniform(-0.5, 0.5, shape)
-            layer.running_mean[...] = rng.uniform(-0.3, 0.3, shape)
-            layer.running_var[...] = rng.uniform(0.5, 2.0, shape)
-    return model
-
-
-def _mlp(rng):
-    return Sequential(
-        Dense(10, 16, rng=rng), ReLU(),
-        Dense(16, 12, rng=rng), ReLU(),
-        Dense(12, 5, rng=rng),
-    )  # fmt: skip
-
-
-def _lenet(rng):
-    return Sequential(
-        Conv2d(1, 4, 5, padding=2, rng=rng), ReLU(), MaxPool2d(2),
-        Conv2d(4, 8, 5, rng=rng), ReLU(), MaxPool2d(2),
-        Flatten(),
-        Dense(8 * 2 * 2, 24, rng=rng), ReLU(), Dropout(0.5, rng=rng),
-        Dense(24, 10, rng=rng),
-    ).eval()  # fmt: skip
-
-
-def _vgg_small(rng):
-    # no bias right before a train-mode BatchNorm: the batch mean removes it, so its true gradient
-    # and feedback are exactly 0 and both sides would return rounding noise
-    return _randomize_batchnorm(
-        Sequential(
-            Conv2d(3, 8, 3, padding=1, bias=False, rng=rng), BatchNorm2d(8), ReLU(),
-            Conv2d(8, 8, 3, padding=1, bias=False, rng=rng), BatchNorm2d(8), ReLU(),
-            MaxPool2d(2),
-            Conv2d(8, 16, 3, padding=1, bias=False, rng=rng), BatchNorm2d(16), ReLU(),
-            AvgPool2d(2),
-            Flatten(),
-            Dense(16 * 2 * 2, 16, bias=False, rng=rng), BatchNorm1d(16), ReLU(),
-            Dense(16, 6, rng=rng),
-        ),
-        rng,
-    ).train()  # fmt: skip
-
-
-def _resnet_small(rng):
-    def conv_bn(c_in, c_out, k, stride=1):
-        return [Conv2d(c_in, c_out, k, stride=stride, padding=k // 2, bias=False, rng=rng),
-                BatchNorm2d(c_out)]  # fmt: skip
-
-    return _randomize_batchnorm(
-        Sequential(
-            *conv_bn(3, 8, 3), ReLU(),
-            Residual(Sequential(*conv_bn(8, 8, 3), ReLU(), *conv_bn(8, 8, 3))),
-            ReLU(),
-            Residual(
-                Sequential(*conv_bn(8, 16, 3, stride=2), ReLU(), *conv_bn(16, 16, 3)),
-                shortcut=Sequential(*conv_bn(8, 16, 1, stride=2)),
-            ),
-            ReLU(),
-            AvgPool2d(4),
-            Flatten(),
-            Dense(16, 6, rng=rng),
-        ),
-        rng,
-    ).eval()  # fmt: skip
-
-
 @dataclass(frozen=True)
 class ModelSpec:
-    """A cross-check model: its builder ``rng -> model``, one sample's shape, the classes and a
-    one-line description."""
+    """A cross-check model: a model of :mod:`lfp_ref.zoo` with its options, one sample's shape,
+    the classes and a one-line description. ``spec.build(rng)`` builds it in float64, drawing
+    the weights from ``rng`` (a seed or a Generator)."""
 
-    build: object
+    model: str
+    options: dict
     input_shape: tuple
     num_classes: int
     description: str
 
+    def build(self, rng):
+        return zoo.build(
+            self.model,
+            num_classes=self.num_classes,
+            input_shape=self.input_shape,
+            seed=as_rng(rng),
+            dtype=np.float64,
+            **self.options,
+        )
 
-#: the cross-check models by name (small, so that every check runs in about a second)
+
+# the BatchNorm models: no bias right before a train-mode BatchNorm (the batch mean removes it,
+# so its true gradient and feedback are exactly 0 and both sides would return rounding noise);
+# BatchNorm's gamma/beta and running statistics drawn off their 1/0 init (randomize_batchnorm)
+_BATCHNORM = {"bias_before_norm": False, "randomize_batchnorm": True}
+
+#: the cross-check models by name: models of the catalog :mod:`lfp_ref.zoo` (small, so that
+#: every check runs in about a second)
 MODELS = {
-    "mlp": ModelSpec(_mlp, (10,), 5, "Dense 10-16-12-5, ReLU"),
+    "mlp": ModelSpec("mlp", {"widths": (16, 12)}, (10,), 5, "Dense 10-16-12-5, ReLU"),
     "lenet": ModelSpec(
-        _lenet, (1, 16, 16), 10, "LeNet: Conv5-ReLU-MaxPool x2, Dense, Dropout(0.5); eval mode"
+        "lenet-tiny",
+        {"mode": "eval", "dropout_rng": "shared"},
+        (1, 16, 16),
+        10,
+        "LeNet: Conv5-ReLU-MaxPool x2, Dense, Dropout(0.5); eval mode",
     ),
     "vgg-small": ModelSpec(
-        _vgg_small,
+        "vgg-tiny",
+        {**_BATCHNORM, "mode": "train"},
         (3, 8, 8),
         6,
         "VGG-style CNN, Conv-BatchNorm-ReLU, MaxPool, AvgPool, Dense-BatchNorm1d; train mode",
     ),
     "resnet-small": ModelSpec(
-        _resnet_small,
+        "resnet-tiny",
+        {**_BATCHNORM, "mode": "eval"},
         (3, 8, 8),
         6,
         "residual CNN: stem, identity block, stride-2 block with 1x1 conv shortcut, BatchNorm "

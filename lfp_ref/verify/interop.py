@@ -16,6 +16,11 @@ that the rule-based peers can attach a rule to it: ``lfp_ref.peers`` swaps it fo
 or for zennit's ``Sum`` layer (zennit's composites give ``zennit.layer.Sum`` the Norm rule);
 plain torch autograd just adds.
 
+Both directions dispatch through one registry, :data:`CONVERSIONS` (lfp_ref layer class ->
+:class:`Conversion`, filled by :func:`register`): :func:`to_torch` looks a layer's class up along
+its MRO, :func:`from_torch` a module's exact torch class. Supporting a new layer type is one
+``register(...)`` call.
+
 torch is imported lazily: this module imports without it, and the functions raise an ImportError
 that says how to install it.
 """
@@ -24,6 +29,8 @@ from __future__ import annotations
 
 import functools
 import types
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,27 +45,6 @@ from ..layers.pool import AvgPool2d, MaxPool2d
 from ..layers.reshape import Flatten
 
 INSTALL_HINT = "install the crosscheck extra: make crosscheck"
-
-#: torch module class names :func:`from_torch` converts (TorchResidual is this module's)
-SUPPORTED_TORCH = (
-    "Sequential",
-    "Linear",
-    "Conv2d",
-    "AvgPool2d",
-    "MaxPool2d",
-    "BatchNorm1d",
-    "BatchNorm2d",
-    "Dropout",
-    "Flatten",
-    "ReLU",
-    "LeakyReLU",
-    "Tanh",
-    "Sigmoid",
-    "SiLU",
-    "ELU",
-    "Identity",
-    "TorchResidual",
-)
 
 
 def import_torch():
@@ -109,6 +95,101 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# --------------------------------------------------------------------------- the registry
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """How one lfp_ref layer class and its torch counterpart convert into each other.
+
+    Attributes
+    ----------
+    layer_cls : type
+        The lfp_ref layer class (subclasses convert the same way: :func:`to_torch` looks a
+        layer's class up along its MRO).
+    torch_name : str
+        The torch class: an attribute of ``torch.nn`` or of this module (``TorchResidual``).
+        :func:`from_torch` converts modules of exactly this class (a torch subclass may override
+        ``forward``, so it is refused rather than converted by its base class).
+    to_torch : callable
+        ``(layer, nn, convert) -> torch.nn.Module``, without weights (``to_torch`` loads the
+        state dict); ``convert(sublayer)`` converts a child.
+    from_torch : callable
+        ``(module, ctx) -> lfp_ref layer``, without weights; ``ctx`` is a :class:`_FromTorch`.
+    """
+
+    layer_cls: type
+    torch_name: str
+    to_torch: Callable
+    from_torch: Callable
+
+
+#: lfp_ref layer class -> :class:`Conversion`, in the order the error messages list them
+CONVERSIONS = {}
+
+
+def register(layer_cls, torch_name, *, to_torch, from_torch):
+    """Register the conversion between ``layer_cls`` and torch class ``torch_name`` (see
+    :class:`Conversion`); adding a layer type to interop is this one call."""
+    for other in CONVERSIONS.values():
+        if other.torch_name == torch_name and other.layer_cls is not layer_cls:
+            raise ValueError(
+                f"torch class {torch_name!r} already converts to {other.layer_cls.__name__}; "
+                f"from_torch needs one lfp_ref class per torch class"
+            )
+    CONVERSIONS[layer_cls] = Conversion(layer_cls, torch_name, to_torch, from_torch)
+    _from_torch_classes.cache_clear()
+
+
+def _conversion_of_layer(layer):
+    """The registered conversion of ``layer``'s class or its nearest registered base class."""
+    for cls in type(layer).__mro__:
+        conversion = CONVERSIONS.get(cls)
+        if conversion is not None:
+            return conversion
+    return None
+
+
+def _torch_class(torch_name):
+    if torch_name == "TorchResidual":
+        return _torch_modules().TorchResidual
+    return getattr(import_torch().nn, torch_name)
+
+
+@functools.lru_cache(maxsize=1)
+def _from_torch_classes():
+    """torch class -> :class:`Conversion`, built on first use (torch is optional)."""
+    return {_torch_class(c.torch_name): c for c in CONVERSIONS.values()}
+
+
+def supported_torch():
+    """The torch class names :func:`from_torch` converts, in registration order."""
+    return tuple(c.torch_name for c in CONVERSIONS.values())
+
+
+def supported_layers():
+    """The lfp_ref layer class names :func:`to_torch` converts, in registration order."""
+    return tuple(cls.__name__ for cls in CONVERSIONS)
+
+
+class _FromTorch:
+    """What a ``from_torch`` converter needs besides the module: its dotted ``path`` (for error
+    messages), the target ``dtype``, the Dropout ``rng``, and :meth:`child` to convert a
+    sub-module."""
+
+    def __init__(self, path, dtype, rng):
+        self.path, self.dtype, self.rng = path, dtype, rng
+
+    def child(self, module, name):
+        return _convert(module, f"{self.path}.{name}" if self.path else name, self.dtype, self.rng)
+
+    def unsupported(self, module, detail=None):
+        return _unsupported(self.path, module, detail)
+
+    def require(self, module, **expected):
+        _require(self.path, module, **expected)
+
+
 # --------------------------------------------------------------------------- torch -> lfp_ref
 
 
@@ -119,7 +200,7 @@ def _unsupported(path, module, detail=None):
         return ValueError(f"from_torch: {where} is {what}: {detail}")
     return TypeError(
         f"from_torch: {where} is {what}, which lfp_ref has no layer for; supported: "
-        f"{', '.join(SUPPORTED_TORCH)} (lfp_ref.interop.TorchResidual for residual blocks)"
+        f"{', '.join(supported_torch())} (lfp_ref.interop.TorchResidual for residual blocks)"
     )
 
 
@@ -134,91 +215,10 @@ def _require(path, module, **expected):
 
 
 def _convert(module, path, dtype, rng):
-    torch = import_torch()
-    nn = torch.nn
-    residual_cls = _torch_modules().TorchResidual
-    kind = type(module)
-
-    def child(sub, name):
-        return _convert(sub, f"{path}.{name}" if path else name, dtype, rng)
-
-    if kind is nn.Sequential:
-        names = [name for name, _ in module.named_children()]
-        if names != [str(i) for i in range(len(names))]:
-            raise _unsupported(
-                path,
-                module,
-                f"its children are named {names}; lfp_ref names them by position "
-                "('0', '1', ...), so build it with nn.Sequential(*layers)",
-            )
-        return Sequential(*(child(sub, name) for name, sub in module.named_children()))
-    if kind is residual_cls:
-        shortcut = None if module.shortcut is None else child(module.shortcut, "shortcut")
-        return Residual(child(module.branch, "branch"), shortcut)
-    if kind is nn.Linear:
-        return Dense(
-            module.in_features, module.out_features, module.bias is not None, dtype=dtype, rng=0
-        )
-    if kind is nn.Conv2d:
-        _require(path, module, groups=1, padding_mode="zeros")
-        if isinstance(module.padding, str):
-            raise _unsupported(
-                path, module, f"padding={module.padding!r}; give the padding as int(s)"
-            )
-        return Conv2d(
-            module.in_channels,
-            module.out_channels,
-            tuple(module.kernel_size),
-            stride=tuple(module.stride),
-            padding=tuple(module.padding),
-            dilation=tuple(module.dilation),
-            bias=module.bias is not None,
-            dtype=dtype,
-            rng=0,
-        )
-    if kind is nn.AvgPool2d:
-        _require(path, module, ceil_mode=False, count_include_pad=True, divisor_override=None)
-        return AvgPool2d(module.kernel_size, module.stride, module.padding)
-    if kind is nn.MaxPool2d:
-        _require(path, module, ceil_mode=False, return_indices=False)
-        if module.dilation not in (1, (1, 1)):
-            raise _unsupported(
-                path, module, f"lfp_ref supports only dilation=1, got {module.dilation!r}"
-            )
-        return MaxPool2d(module.kernel_size, module.stride, module.padding)
-    if kind in (nn.BatchNorm1d, nn.BatchNorm2d):
-        if module.affine and module.bias is None:
-            raise _unsupported(
-                path, module, "bias=False (gamma without beta); lfp_ref's BatchNorm has both"
-            )
-        layer_cls = BatchNorm1d if kind is nn.BatchNorm1d else BatchNorm2d
-        return layer_cls(
-            module.num_features,
-            eps=module.eps,
-            momentum=module.momentum,
-            affine=module.affine,
-            track_running_stats=module.track_running_stats,
-            dtype=dtype,
-        )
-    if kind is nn.Dropout:
-        return Dropout(module.p, rng=rng)
-    if kind is nn.Flatten:
-        _require(path, module, start_dim=1, end_dim=-1)
-        return Flatten()
-    if kind is nn.LeakyReLU:
-        return LeakyReLU(module.negative_slope)
-    if kind is nn.ELU:
-        return ELU(module.alpha)
-    simple = {
-        nn.ReLU: ReLU,
-        nn.Tanh: Tanh,
-        nn.Sigmoid: Sigmoid,
-        nn.SiLU: SiLU,
-        nn.Identity: Identity,
-    }
-    if kind in simple:
-        return simple[kind]()
-    raise _unsupported(path, module)
+    conversion = _from_torch_classes().get(type(module))
+    if conversion is None:
+        raise _unsupported(path, module)
+    return conversion.from_torch(module, _FromTorch(path, dtype, rng))
 
 
 def _torch_modes(module):
@@ -275,62 +275,13 @@ def from_torch(module, dtype=np.float64, rng=None):
 
 
 def _build_torch(layer):
-    torch = import_torch()
-    nn = torch.nn
-    if isinstance(layer, Sequential):
-        return nn.Sequential(*(_build_torch(sub) for sub in layer))
-    if isinstance(layer, Residual):
-        shortcut = None if layer.shortcut is None else _build_torch(layer.shortcut)
-        return _torch_modules().TorchResidual(_build_torch(layer.branch), shortcut)
-    if isinstance(layer, Dense):
-        return nn.Linear(layer.in_features, layer.out_features, bias=layer.bias is not None)
-    if isinstance(layer, Conv2d):
-        return nn.Conv2d(
-            layer.in_channels,
-            layer.out_channels,
-            layer.kernel_size,
-            stride=layer.stride,
-            padding=layer.padding,
-            dilation=layer.dilation,
-            bias=layer.bias is not None,
+    conversion = _conversion_of_layer(layer)
+    if conversion is None:
+        raise TypeError(
+            f"to_torch: {layer!r} has no torch counterpart in lfp_ref.interop; supported: "
+            f"{', '.join(supported_layers())}"
         )
-    if isinstance(layer, AvgPool2d):
-        return nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding)
-    if isinstance(layer, MaxPool2d):
-        return nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
-    if isinstance(layer, (BatchNorm1d, BatchNorm2d)):
-        cls = nn.BatchNorm1d if isinstance(layer, BatchNorm1d) else nn.BatchNorm2d
-        return cls(
-            layer.num_features,
-            eps=layer.eps,
-            momentum=layer.momentum,
-            affine=layer.affine,
-            track_running_stats=layer.track_running_stats,
-        )
-    if isinstance(layer, Dropout):
-        return nn.Dropout(layer.p)
-    if isinstance(layer, Flatten):
-        return nn.Flatten()
-    if isinstance(layer, LeakyReLU):
-        return nn.LeakyReLU(layer.negative_slope)
-    if isinstance(layer, ELU):
-        return nn.ELU(layer.alpha)
-    simple = {
-        ReLU: nn.ReLU,
-        Tanh: nn.Tanh,
-        Sigmoid: nn.Sigmoid,
-        SiLU: nn.SiLU,
-        Identity: nn.Identity,
-    }
-    if type(layer) in simple:
-        return simple[type(layer)]()
-    supported = "Sequential, Residual, Dense, Conv2d, AvgPool2d, MaxPool2d, BatchNorm1d, "
-    supported += (
-        "BatchNorm2d, Dropout, Flatten, ReLU, LeakyReLU, Tanh, Sigmoid, SiLU, ELU, Identity"
-    )
-    raise TypeError(
-        f"to_torch: {layer!r} has no torch counterpart in lfp_ref.interop; supported: {supported}"
-    )
+    return conversion.to_torch(layer, import_torch().nn, _build_torch)
 
 
 def to_torch(model):
@@ -355,4 +306,207 @@ def to_torch(model):
     return module
 
 
-__all__ = ["SUPPORTED_TORCH", "from_torch", "to_torch"]
+# --------------------------------------------------------------------------- the conversions
+
+
+def _sequential_from_torch(module, ctx):
+    names = [name for name, _ in module.named_children()]
+    if names != [str(i) for i in range(len(names))]:
+        raise ctx.unsupported(
+            module,
+            f"its children are named {names}; lfp_ref names them by position "
+            "('0', '1', ...), so build it with nn.Sequential(*layers)",
+        )
+    return Sequential(*(ctx.child(sub, name) for name, sub in module.named_children()))
+
+
+register(
+    Sequential,
+    "Sequential",
+    to_torch=lambda layer, nn, convert: nn.Sequential(*(convert(sub) for sub in layer)),
+    from_torch=_sequential_from_torch,
+)
+register(
+    Dense,
+    "Linear",
+    to_torch=lambda layer, nn, convert: nn.Linear(
+        layer.in_features, layer.out_features, bias=layer.bias is not None
+    ),
+    from_torch=lambda module, ctx: Dense(
+        module.in_features, module.out_features, module.bias is not None, dtype=ctx.dtype, rng=0
+    ),
+)
+
+
+def _conv2d_from_torch(module, ctx):
+    ctx.require(module, groups=1, padding_mode="zeros")
+    if isinstance(module.padding, str):
+        raise ctx.unsupported(module, f"padding={module.padding!r}; give the padding as int(s)")
+    return Conv2d(
+        module.in_channels,
+        module.out_channels,
+        tuple(module.kernel_size),
+        stride=tuple(module.stride),
+        padding=tuple(module.padding),
+        dilation=tuple(module.dilation),
+        bias=module.bias is not None,
+        dtype=ctx.dtype,
+        rng=0,
+    )
+
+
+register(
+    Conv2d,
+    "Conv2d",
+    to_torch=lambda layer, nn, convert: nn.Conv2d(
+        layer.in_channels,
+        layer.out_channels,
+        layer.kernel_size,
+        stride=layer.stride,
+        padding=layer.padding,
+        dilation=layer.dilation,
+        bias=layer.bias is not None,
+    ),
+    from_torch=_conv2d_from_torch,
+)
+
+
+def _avgpool2d_from_torch(module, ctx):
+    ctx.require(module, ceil_mode=False, count_include_pad=True, divisor_override=None)
+    return AvgPool2d(module.kernel_size, module.stride, module.padding)
+
+
+def _maxpool2d_from_torch(module, ctx):
+    ctx.require(module, ceil_mode=False, return_indices=False)
+    if module.dilation not in (1, (1, 1)):
+        raise ctx.unsupported(module, f"lfp_ref supports only dilation=1, got {module.dilation!r}")
+    return MaxPool2d(module.kernel_size, module.stride, module.padding)
+
+
+register(
+    AvgPool2d,
+    "AvgPool2d",
+    to_torch=lambda layer, nn, convert: nn.AvgPool2d(
+        layer.kernel_size, layer.stride, layer.padding
+    ),
+    from_torch=_avgpool2d_from_torch,
+)
+register(
+    MaxPool2d,
+    "MaxPool2d",
+    to_torch=lambda layer, nn, convert: nn.MaxPool2d(
+        layer.kernel_size, layer.stride, layer.padding
+    ),
+    from_torch=_maxpool2d_from_torch,
+)
+
+
+def _batchnorm_converters(layer_cls, torch_name):
+    def to_torch(layer, nn, convert):
+        return getattr(nn, torch_name)(
+            layer.num_features,
+            eps=layer.eps,
+            momentum=layer.momentum,
+            affine=layer.affine,
+            track_running_stats=layer.track_running_stats,
+        )
+
+    def from_torch(module, ctx):
+        if module.affine and module.bias is None:
+            raise ctx.unsupported(
+                module, "bias=False (gamma without beta); lfp_ref's BatchNorm has both"
+            )
+        return layer_cls(
+            module.num_features,
+            eps=module.eps,
+            momentum=module.momentum,
+            affine=module.affine,
+            track_running_stats=module.track_running_stats,
+            dtype=ctx.dtype,
+        )
+
+    return {"to_torch": to_torch, "from_torch": from_torch}
+
+
+register(BatchNorm1d, "BatchNorm1d", **_batchnorm_converters(BatchNorm1d, "BatchNorm1d"))
+register(BatchNorm2d, "BatchNorm2d", **_batchnorm_converters(BatchNorm2d, "BatchNorm2d"))
+register(
+    Dropout,
+    "Dropout",
+    to_torch=lambda layer, nn, convert: nn.Dropout(layer.p),
+    from_torch=lambda module, ctx: Dropout(module.p, rng=ctx.rng),
+)
+
+
+def _flatten_from_torch(module, ctx):
+    ctx.require(module, start_dim=1, end_dim=-1)
+    return Flatten()
+
+
+register(
+    Flatten,
+    "Flatten",
+    to_torch=lambda layer, nn, convert: nn.Flatten(),
+    from_torch=_flatten_from_torch,
+)
+register(
+    ReLU,
+    "ReLU",
+    to_torch=lambda layer, nn, convert: nn.ReLU(),
+    from_torch=lambda module, ctx: ReLU(),
+)
+register(
+    LeakyReLU,
+    "LeakyReLU",
+    to_torch=lambda layer, nn, convert: nn.LeakyReLU(layer.negative_slope),
+    from_torch=lambda module, ctx: LeakyReLU(module.negative_slope),
+)
+register(
+    Tanh,
+    "Tanh",
+    to_torch=lambda layer, nn, convert: nn.Tanh(),
+    from_torch=lambda module, ctx: Tanh(),
+)
+register(
+    Sigmoid,
+    "Sigmoid",
+    to_torch=lambda layer, nn, convert: nn.Sigmoid(),
+    from_torch=lambda module, ctx: Sigmoid(),
+)
+register(
+    SiLU,
+    "SiLU",
+    to_torch=lambda layer, nn, convert: nn.SiLU(),
+    from_torch=lambda module, ctx: SiLU(),
+)
+register(
+    ELU,
+    "ELU",
+    to_torch=lambda layer, nn, convert: nn.ELU(layer.alpha),
+    from_torch=lambda module, ctx: ELU(module.alpha),
+)
+register(
+    Identity,
+    "Identity",
+    to_torch=lambda layer, nn, convert: nn.Identity(),
+    from_torch=lambda module, ctx: Identity(),
+)
+
+
+def _residual_to_torch(layer, nn, convert):
+    shortcut = None if layer.shortcut is None else convert(layer.shortcut)
+    return _torch_modules().TorchResidual(convert(layer.branch), shortcut)
+
+
+def _residual_from_torch(module, ctx):
+    shortcut = None if module.shortcut is None else ctx.child(module.shortcut, "shortcut")
+    return Residual(ctx.child(module.branch, "branch"), shortcut)
+
+
+register(Residual, "TorchResidual", to_torch=_residual_to_torch, from_torch=_residual_from_torch)
+
+#: torch module class names :func:`from_torch` converts (TorchResidual is this module's)
+SUPPORTED_TORCH = supported_torch()
+
+
+__all__ = ["CONVERSIONS", "SUPPORTED_TORCH", "Conversion", "from_torch", "register", "to_torch"]

@@ -17,7 +17,7 @@ caller's model is never wrapped, re-typed, or left with ``.feedback`` attributes
 in train mode updates the running statistics of the copy only. Results are float64 NumPy arrays,
 parameter results keyed by the model's own state-dict names (``"0.weight"``, ...).
 
-Residual blocks (``lfp_ref.interop.TorchResidual``) carry their addition as a module,
+Residual blocks (``lfp_ref.verify.interop.TorchResidual``) carry their addition as a module,
 ``TorchSum``; each copy gets the peer's own Sum in its place (:func:`_replace_sums`): lfprop's
 ``lfprop.model.custom_resnet.Sum``, the only class its LFP-epsilon rule is registered for, and for
 zennit an adapter around ``zennit.layer.Sum``, which its composites give the Norm rule. Both then
@@ -174,7 +174,7 @@ def _f64_copy(model):
 
 
 def _replace_sums(model, make_sum):
-    """Replace every :class:`lfp_ref.interop.TorchSum` (the addition of a residual block) in
+    """Replace every :class:`lfp_ref.verify.interop.TorchSum` (the addition of a residual block) in
     ``model`` by ``make_sum()``, in place; returns how many were replaced.
 
     The residual addition needs its own rule: lfprop 1.0.0 applies LFP-epsilon only to modules of
@@ -182,10 +182,12 @@ def _replace_sums(model, make_sum):
     the Norm rule only to ``zennit.layer.Sum`` (one stacked input). Without the swap both peers
     would let autograd copy the whole reward to each summand instead of splitting it.
     """
+    from .interop import TorchSum
+
     replaced = 0
     for parent in list(model.modules()):
         for name, child in list(parent.named_children()):
-            if type(child).__name__ == "TorchSum" and type(child).__module__ == "lfp_ref.interop":
+            if type(child) is TorchSum:
                 setattr(parent, name, make_sum())
                 replaced += 1
     return replaced

@@ -13,6 +13,9 @@ output positions in NHWC order (``rows`` below), so every contraction is one GEM
     weight VJP    dW2    = v_rows^T @ cols          (O, C*kh*kw), summed over batch and positions
     input VJP     dcols  = v_rows @ W2              (B*Ho*Wo, C*kh*kw), then col2im
 
+The layer's own passes use the sample-major fast path below; the rules (``lfp_ref.rules``) see a
+convolution in this row layout, through :func:`im2col`, :func:`nchw_to_rows` and :func:`col2im`.
+
 Kernels take arrays and ints and write into preallocated arrays; the public wrappers pick the
 serial or parallel build by size (see ``_jit``) and do no validation.
 
@@ -136,14 +139,6 @@ def im2col(x, kernel_size, stride, padding, dilation, out):
     return out
 
 
-def rows_to_nchw(rows, bias, out):
-    """``out[b, o, oh, ow] = rows[(b*Ho + oh)*Wo + ow, o] + bias[o]``; bias None for no bias."""
-    if bias is None:
-        bias = np.zeros(0, dtype=out.dtype)
-    _rows_to_nchw.pick(out.size)(rows, bias, out)
-    return out
-
-
 def nchw_to_rows(v, out):
     """``out[(b*Ho + oh)*Wo + ow, o] = v[b, o, oh, ow]``: v (B, O, Ho, Wo) -> out (B*Ho*Wo, O)."""
     _nchw_to_rows.pick(out.size)(v, out)
@@ -158,36 +153,10 @@ def col2im(dcols, kernel_size, stride, padding, dilation, out):
     return out
 
 
-def conv2d_forward(x, weight, bias, stride, padding, dilation, cols, z_rows, out):
-    """``z = conv2d(x, W) + b``: x (B, C, H, W), weight (O, C, kh, kw), bias (O,) or None.
-
-    Scratch and outputs, all preallocated: cols (B*Ho*Wo, C*kh*kw) is filled with the column
-    matrix (keep it for :func:`conv2d_vjp_weight`), z_rows (B*Ho*Wo, O), out (B, O, Ho, Wo).
-    """
-    n_out = weight.shape[0]
-    im2col(x, weight.shape[2:], stride, padding, dilation, cols)
-    np.matmul(cols, weight.reshape(n_out, -1).T, out=z_rows)  # (B*Ho*Wo, O)
-    return rows_to_nchw(z_rows, bias, out)  # (B, O, Ho, Wo)
-
-
-def conv2d_vjp_weight(cols, v_rows, out):
-    """``dW = v_rows^T @ cols``, the VJP w.r.t. the weight summed over batch and positions;
-    v_rows (B*Ho*Wo, O) from :func:`nchw_to_rows`, out (O, C, kh, kw)."""
-    np.matmul(v_rows.T, cols, out=out.reshape(out.shape[0], -1))  # (O, C*kh*kw)
-    return out
-
-
 def conv2d_vjp_bias(v, out):
     """``db = sum_{B,H,W} v``; v (B, O, Ho, Wo), out (O,)."""
     # NCHW, not v_rows: numpy reduces contiguous axes ~10x faster than a thin matrix's axis 0
     return np.sum(v, axis=(0, 2, 3), out=out)
-
-
-def conv2d_vjp_input(v_rows, weight, stride, padding, dilation, dcols, out):
-    """``dx = col2im(v_rows @ W2)``, the VJP w.r.t. the input (the transposed convolution);
-    dcols (B*Ho*Wo, C*kh*kw) is scratch, out (B, C, H, W)."""
-    np.matmul(v_rows, weight.reshape(weight.shape[0], -1), out=dcols)  # (B*Ho*Wo, C*kh*kw)
-    return col2im(dcols, weight.shape[2:], stride, padding, dilation, out)
 
 
 # -- sample-major columns (the layer's fast path) -------------------------------------------
@@ -335,8 +304,7 @@ def conv2d_vjp_samples(
     input_out,
     cols_ready=False,
 ):
-    """Both VJPs of the convolution at x, chunk by chunk (the batched form of
-    :func:`conv2d_vjp_weight` and :func:`conv2d_vjp_input`)::
+    """Both VJPs of the convolution at x, chunk by chunk::
 
         weight_out = sum_s (cols[s] @ v[s]^T)^T          (O, C, kh, kw)
         input_out  = col2im(W2^T @ v[s])                 (B, C, H, W); None skips it
