@@ -5,6 +5,8 @@ model = lfp.Sequential(lfp.Dense(2, 8), lfp.ReLU(), lfp.Dense(8, 2))
 fb = lfp.feedback(model, x, y, reward=lfp.rewards.softmax_loss)
 """
 
+from importlib import metadata as _metadata
+
 from . import composites, data, losses, optim, rewards, rules, train, zoo
 from . import trace as _trace_path  # noqa: F401  (the old module path; lfp_ref.trace is the function)
 from .engine import (
@@ -24,7 +26,10 @@ from .layers import __all__ as _layers_all
 from .train import checkpoint
 from .verify import crosscheck, interop, theory
 
-__version__ = "0.1.0"
+try:  # the one version number is pyproject's, read from the installed package's metadata
+    __version__ = _metadata.version("lfp_ref")
+except _metadata.PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "attribute",

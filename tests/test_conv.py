@@ -227,7 +227,7 @@ def test_parallel_build_matches_serial(rng, cfg, dtype, monkeypatch):
 def true_parallel_builds():
     # fresh, uncached parallel builds: the test then cannot pass on a stale cache entry, and
     # runs the threaded code even where the sizes are below _jit's parallel threshold
-    names = ("_im2col", "_rows_to_nchw", "_nchw_to_rows", "_col2im")
+    names = ("_im2col", "_nchw_to_rows", "_col2im")
     names += ("_im2col_samples", "_col2im_samples")
     return {name: numba.njit(parallel=True)(getattr(K, name).py_func) for name in names}
 
@@ -248,7 +248,6 @@ def test_true_parallel_kernels_match_serial(rng, dtype, true_parallel_builds):
     dcols = rng.standard_normal((n_rows, layer.fan_in)).astype(dtype)
     calls = {
         "_im2col": lambda f: _run(f, x, *geo, out=np.full_like(dcols, np.nan)),
-        "_rows_to_nchw": lambda f: _run(f, rows, layer.bias, out=np.full_like(z, np.nan)),
         "_nchw_to_rows": lambda f: _run(f, z, out=np.full_like(rows, np.nan)),
         "_col2im": lambda f: _run(f, dcols, *geo, out=np.full_like(x, np.nan)),
         "_im2col_samples": lambda f: _run(

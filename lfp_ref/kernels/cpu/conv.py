@@ -70,23 +70,6 @@ def _im2col(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
 
 
 @kernel
-def _rows_to_nchw(rows, bias, out):
-    # out[b, o, p] = rows[b*P + p, o] (+ bias[o] when bias is non-empty); out (B, O, Ho, Wo)
-    n_batch, n_out, ho, wo = out.shape
-    n_pos = ho * wo
-    add_bias = bias.shape[0] != 0
-    for b in prange(n_batch):
-        base = b * n_pos
-        for o in range(n_out):
-            for oh in range(ho):
-                for ow in range(wo):
-                    value = rows[base + oh * wo + ow, o]
-                    if add_bias:
-                        value += bias[o]
-                    out[b, o, oh, ow] = value
-
-
-@kernel
 def _nchw_to_rows(v, out):
     # out[b*P + p, o] = v[b, o, p]; out (B*Ho*Wo, O)
     n_batch, n_out, ho, wo = v.shape
