@@ -3,25 +3,28 @@
     python docs/make_walkthrough.py            # (re)write docs/walkthrough.md
     python docs/make_walkthrough.py --check    # exit 1 if docs/walkthrough.md is stale
 
-Every number comes from lfp_ref itself (:func:`lfp_ref.trace.trace`, :func:`lfp_ref.lfp_step`,
-:func:`lfp_ref.gd_step`) and is checked against the plain-NumPy formulas of lfp-spec.md before the
-file is written, so the walkthrough cannot drift from the code. The weights and the input are fixed
-decimals and every number is printed with a fixed format, so the output is the same on every run
-and platform (tests/test_walkthrough.py regenerates it and compares).
+Every number comes from lfp_ref itself (:func:`lfp_ref.trace`, :func:`lfp_ref.lfp_step`,
+:func:`lfp_ref.gd_step`) and is checked against the plain-NumPy formulas of the numerical contract
+(docs/numerical-contract.md) before the file is written, so the walkthrough cannot drift from the
+code; the page's Python snippet is run too, so a reader can paste it as it is. The weights and the
+input are fixed decimals and every number is printed with a fixed format, so the output is the same
+on every run and platform (tests/test_walkthrough.py regenerates it and compares).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import sys
 from pathlib import Path
 
 import numpy as np
 
 import lfp_ref as lfp
-from lfp_ref.trace import trace
 
 OUTPUT = Path(__file__).resolve().parent / "walkthrough.md"
+CONTRACT = "numerical-contract.md"  # docs/numerical-contract.md, linked relative to this page
 
 # The network: Dense(2, 3) -> ReLU -> Dense(3, 2), torch layout (weight (out, in)).
 WEIGHTS = {
@@ -85,7 +88,7 @@ def sgn0(z):
 
 
 def check(name, actual, expected):
-    """The walkthrough states ``expected`` (the spec's formula) and prints ``actual`` (lfp_ref's
+    """The walkthrough states ``expected`` (the contract's formula) and prints ``actual`` (lfp_ref's
     number): they must agree to float64 rounding."""
     if not np.allclose(actual, expected, rtol=1e-12, atol=1e-15):
         raise AssertionError(f"{name}: lfp_ref gives {actual}, the formula {expected}")
@@ -95,7 +98,7 @@ def compute():
     """Every number of the walkthrough, from lfp_ref, each checked against its formula."""
     x, y = np.array(X), np.array(Y)
     model = build_model()
-    t = trace(model, x, y, reward="softmax_loss", eps=EPS)
+    t = lfp.trace(model, x, y, reward="softmax_loss", eps=EPS)
     first, relu, last = t.records
     W1, b1 = np.array(WEIGHTS["0.weight"]), np.array(WEIGHTS["0.bias"])
     W2, b2 = np.array(WEIGHTS["2.weight"]), np.array(WEIGHTS["2.bias"])
@@ -171,6 +174,39 @@ def compute():
     )  # fmt: skip
 
 
+# -- the snippet a reader can paste ------------------------------------------------------------
+
+
+def snippet():
+    """The walkthrough's Python snippet: self-contained (every name it uses is defined in it), with
+    the weights and the data of this script, and the default ``eps`` (which is ``EPS``)."""
+    names = {"W1": "0.weight", "b1": "0.bias", "W2": "2.weight", "b2": "2.bias"}
+    lines = ["import numpy as np", "import lfp_ref as lfp", ""]
+    lines += [f"{short} = {WEIGHTS[name]!r}" for short, name in names.items()]
+    lines += [
+        f"x, y = np.array({X!r}), np.array({Y!r})",
+        "",
+        "model = lfp.Sequential(lfp.Dense(2, 3), lfp.ReLU(), lfp.Dense(3, 2))",
+        'model.load_state_dict({"0.weight": np.array(W1), "0.bias": np.array(b1),',
+        '                       "2.weight": np.array(W2), "2.bias": np.array(b2)})',
+        't = lfp.trace(model, x, y, reward="softmax_loss")',
+        "print(t.to_table())",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def check_snippet(code, expected):
+    """Run ``code`` in a fresh namespace (its output captured) and check that its trace ``t`` has
+    the feedback of ``expected``, the trace every number of the page comes from."""
+    namespace = {"__name__": "walkthrough_snippet"}
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        exec(compile(code, "<walkthrough snippet>", "exec"), namespace)
+    if not printed.getvalue().strip():
+        raise AssertionError("the walkthrough snippet printed nothing")
+    for name, value in expected.feedback.items():
+        check(f"snippet feedback {name}", namespace["t"].feedback[name], value)
+
+
 # -- the document ------------------------------------------------------------------------------
 
 
@@ -219,6 +255,8 @@ def render():
     """The walkthrough as a Markdown string."""
     c = compute()
     t = c["t"]
+    code = snippet()
+    check_snippet(code, t)
     first, _, last = t.records
     lfp_state, lfp_logits, lfp_loss = c["after"]["lfp"]
     gd_state, gd_logits, gd_loss = c["after"]["gd"]
@@ -233,12 +271,11 @@ def render():
     )
     add(
         "This page follows one step of Layer-wise Feedback Propagation (LFP) through a network\n"
-        "small enough to check with a pocket calculator, from the equations of\n"
-        "[lfp-spec.md](../../shared/docs/lfp-spec.md) (sections 2-5) to the code that computes\n"
-        "them, and compares it with a gradient-descent step on the same network. Every number is\n"
-        "computed by lfp_ref (`lfp_ref.trace.trace`, `lfp_ref.lfp_step`, `lfp_ref.gd_step`) and\n"
-        "checked against the formula next to it when the page is generated; numbers are\n"
-        "rounded to 4 decimals.\n"
+        "small enough to check with a pocket calculator, from the equations of lfp_ref's\n"
+        f"[numerical contract]({CONTRACT}) (sections 2-5) to the code that computes them, and\n"
+        "compares it with a gradient-descent step on the same network. Every number is computed\n"
+        "by lfp_ref (`lfp_ref.trace`, `lfp_ref.lfp_step`, `lfp_ref.gd_step`) and checked against\n"
+        "the formula next to it when the page is generated; numbers are rounded to 4 decimals.\n"
     )
 
     add("## 0. The network and the data\n")
@@ -255,14 +292,8 @@ def render():
         "Note the zero weight `W2[1, 0]`: it will show that LFP never moves a weight that is\n"
         "exactly zero.\n"
     )
-    add("```python\nimport numpy as np\nimport lfp_ref as lfp\nfrom lfp_ref.trace import trace\n")
-    add(
-        "model = lfp.Sequential(lfp.Dense(2, 3), lfp.ReLU(), lfp.Dense(3, 2))\n"
-        'model.load_state_dict({"0.weight": np.array(W1), "0.bias": np.array(b1),\n'
-        '                       "2.weight": np.array(W2), "2.bias": np.array(b2)})\n'
-        't = trace(model, np.array([[1.0, 0.5]]), np.array([0]), reward="softmax_loss")\n'
-        "print(t.to_table())\n```\n"
-    )
+    add("The same in code (it runs as it is; the trace `t` holds every number below):\n")
+    add("```python\n" + code + "```\n")
 
     add("## 1. Forward\n")
     add("`z1 = x W1^T + b1`, `a1 = relu(z1)`, `z2 = a1 W2^T + b2` (`Dense.forward`):\n")
@@ -276,7 +307,8 @@ def render():
     add("## 2. The reward\n")
     add(
         'LFP starts from a reward at the output, positive for "more of this". The paper\'s\n'
-        "default, `softmax_loss` (spec section 3, `lfp_ref.rewards.softmax_loss`), is\n"
+        f"default, `softmax_loss` ([contract section 3]({CONTRACT}#3-rewards),\n"
+        "`lfp_ref.rewards.softmax_loss`), is "
         "`r = z2 * (Y - p)` with `Y` the one-hot label:\n"
     )
     add(
@@ -290,7 +322,8 @@ def render():
 
     add("## 3. Backward, layer by layer (LFP-epsilon)\n")
     add(
-        "Each linear layer `z = x W^T + b` turns the reward `r` at its output into\n\n"
+        "Each linear layer `z = x W^T + b` turns the reward `r` at its output into (contract\n"
+        f"section 2, [the LFP-epsilon rule]({CONTRACT}#2-the-lfp-epsilon-rule))\n\n"
         "- the normalised reward `rho = r / stab(z)`, `stab(z) = z + eps * sgn0(z)` "
         "(`kernels/cpu/elementwise.py: stabilized_ratio`, the one stabiliser);\n"
         "- connection messages `R_{i<-j} = x_i * w_ji * rho_j`: the share of `r_j` that flowed\n"
@@ -328,13 +361,15 @@ def render():
         "towards zero.\n"
     )
     add(
-        "Where did the reward go? Summed over the layer (spec section 5, conservation):\n"
+        "Where did the reward go? Summed over the layer (conservation, [contract section\n"
+        f"5.5]({CONTRACT}#55-properties-the-tests-check)):\n"
         "`sum r = sum R + sum rho * b + sum rho * eps * sgn0(z)`:\n"
     )
     add("```\n" + conservation_line(last) + "\n```\n")
     add("### Layer `1` (ReLU)\n")
     add(
-        "Activations use the identity rule (spec section 2): `R_z1 = R_a1 = "
+        "Activations use the identity rule (contract section 2.3, [layers that consult no\n"
+        f"rule]({CONTRACT}#23-layers-that-consult-no-rule)): `R_z1 = R_a1 = "
         f"{vec(c['R_a1'])}`.\n"
         "No derivative is needed: the inactive unit already received zero reward because its\n"
         "output was zero.\n"
@@ -423,7 +458,7 @@ def render():
     add("## 6. The implicit weight scaling\n")
     add(
         "Put the two together: `F_W = |W| * (rho^T x)` and `rho = -dL/dz`, so\n\n"
-        "    F = -|w| * dL/dw      for every parameter (spec section 5)\n\n"
+        "    F = -|w| * dL/dw      for every parameter (contract section 5.5)\n\n"
         "with `L` the cross-entropy summed over the batch, exact as `eps -> 0`. With\n"
         "`eps = 1e-6` the difference is of order `eps / |z|`:\n"
     )
@@ -447,7 +482,8 @@ def render():
         "  have moved it, LFP cannot regrow it;\n"
         "- weights into an inactive ReLU unit get neither gradient nor feedback, as in GD;\n"
         "- for small enough `lr`, the loss decreases, as it does here.\n\n"
-        "For activations other than ReLU the identity changes (spec section 5, secant slope):\n"
+        "For activations other than ReLU the identity changes (secant slope, [contract section\n"
+        f"5.5]({CONTRACT}#55-properties-the-tests-check)):\n"
         "`a / z` replaces the derivative, so LFP is no longer a rescaled gradient.\n"
     )
 

@@ -366,9 +366,9 @@ def merge_batchnorm(model, keep_bn_eps=False):
     A layer without bias gets one. The BatchNorm is replaced by ``Identity()``, or, with
     ``keep_bn_eps=True``, by an eval-mode BatchNorm with mean 0, var 1, gamma 1, beta 0 and the
     same eps, which is what zennit 0.5.1's canonizer leaves behind: its forward then divides by
-    ``sqrt(1 + eps_bn)`` (lfp-spec.md section 5). Use ``keep_bn_eps=True`` to compare with
-    zennit's ``SequentialMergeBatchNorm``; the composites give that BatchNorm ``Pass()``, as zennit
-    does. Layer names are unchanged. The input model is not modified.
+    ``sqrt(1 + eps_bn)`` (docs/numerical-contract.md section 5.2). Use ``keep_bn_eps=True`` to
+    compare with zennit's ``SequentialMergeBatchNorm``; the composites give that BatchNorm
+    ``Pass()``, as zennit does. Layer names are unchanged. The input model is not modified.
     """
     # a copy carries no forward caches (Layer.__getstate__): they would be stale for the merged
     # layers

@@ -440,10 +440,10 @@ class Gamma(_ModifiedWeightsRule):
     lowered ones, outputs with ``z == 0`` pass nothing. ``gamma = 0`` is the epsilon rule with
     ``stabilizer`` (up to the outputs with z == 0).
 
-    This is NOT lfprop 1.0.0's ``LFPGamma``, which is broken (lfp-spec.md sections 5 and 7): an
-    operator-precedence slip makes its outgoing reward the 0/1 mask ``[z>0]`` / ``[z<0]``,
-    independent of the incoming reward. lfp_ref implements the zennit-correct rule above, for
-    attribution and as an LFP rule.
+    This is NOT lfprop 1.0.0's ``LFPGamma``, which is broken (docs/numerical-contract.md
+    sections 5.4 and 7): an operator-precedence slip makes its outgoing reward the 0/1 mask
+    ``[z>0]`` / ``[z<0]``, independent of the incoming reward. lfp_ref implements the
+    zennit-correct rule above, for attribution and as an LFP rule.
     """
 
     def __init__(self, gamma=0.25, stabilizer=DEFAULT_EPS):

@@ -6,7 +6,9 @@
 
 Prints :func:`lfp_ref.theory.to_table` (conservation, implicit weight scaling, secant slope,
 update sparsity, descent: the measured error of each against its tolerance); exit status 0 when
-every check passed, 1 otherwise. Needs only the core.
+every check passed, 1 otherwise. Needs only the core. The claims are stated in section 5.5,
+"Properties the tests check", of lfp_ref's numerical contract, docs/numerical-contract.md in the
+source repository.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ def add_parser(subparsers):
         "verify",
         help="check LFP's properties (conservation, weight scaling, descent, ...) numerically",
         description=(
-            "Check the claims of lfp-spec.md section 5 on small random networks: conservation "
-            "per layer, the implicit-weight-scaling identity for piecewise-linear networks, the "
-            "secant-slope identity for Tanh/SiLU/ELU/Sigmoid/Step, update sparsity, and the "
-            "descent property. Prints the measured error of each."
+            "Check LFP's properties on small random networks: conservation per layer, the "
+            "implicit-weight-scaling identity for piecewise-linear networks, the secant-slope "
+            "identity for Tanh/SiLU/ELU/Sigmoid/Step, update sparsity, and the descent property. "
+            "Prints the measured error of each. The properties are stated in section 5.5, "
+            "'Properties the tests check', of lfp_ref's numerical contract: the file "
+            "docs/numerical-contract.md in the lfp_ref source repository (not installed with "
+            "the package)."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -1,5 +1,5 @@
 """LRP attribution: the input relevance of a model's output, with the same rules and the same
-backward walk as LFP (lfp-spec.md section 5).
+backward walk as LFP (docs/numerical-contract.md section 5).
 
 LFP and LRP differ only in what starts the propagation: LFP starts from a reward at the output,
 LRP from the relevance of the explained logit. :func:`attribute` hands that relevance to the

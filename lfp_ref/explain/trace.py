@@ -14,9 +14,10 @@ children, a :class:`~lfp_ref.layers.containers.Residual` its branch (and shortcu
 their state-dict names (``"3.branch.0"``) followed by one record for the residual sum
 (``"3.sum"``, kind ``"Sum"``). Any other layer is one record.
 
-Where the reward goes (lfp-spec.md section 5, conservation). Under the LFP-epsilon rule a layer
-``z = x W^T + b`` receives ``r`` at its output, forms ``rho = r / stab(z)`` and hands
-``R_x = x * (rho W)`` to its input. Summed over everything, with ``stab(z) = z + eps * sgn0(z)``:
+Where the reward goes (conservation, docs/numerical-contract.md section 5.5). Under the
+LFP-epsilon rule a layer ``z = x W^T + b`` receives ``r`` at its output, forms
+``rho = r / stab(z)`` and hands ``R_x = x * (rho W)`` to its input. Summed over everything, with
+``stab(z) = z + eps * sgn0(z)``:
 
     sum r = sum rho * stab(z) = sum R_x  +  sum rho * b  +  sum rho * eps * sgn0(z)
             (arriving)          (leaving)   (bias share)    (stabiliser share)

@@ -1,8 +1,8 @@
 """Dropout (torch.nn.Dropout semantics): in training mode each entry is kept with probability
 ``1 - p`` and scaled by ``1 / (1 - p)``; in eval mode the layer is the identity.
 
-LFP (lfp-spec.md section 2): ``R_in = R_out * mask / (1 - p)`` in training mode, the identity in
-eval mode. Backprop: ``dL/dx = dL/dy * mask / (1 - p)``.
+LFP (docs/numerical-contract.md section 2.3): ``R_in = R_out * mask / (1 - p)`` in training
+mode, the identity in eval mode. Backprop: ``dL/dx = dL/dy * mask / (1 - p)``.
 """
 
 import numpy as np

@@ -3,8 +3,8 @@
 Given the statistics, ``z = gamma * (x - mean) / sqrt(var + eps) + beta`` per channel. In training
 mode (or without running statistics) mean and var are the batch's (biased variance); in eval mode
 they are the running statistics. The layer is a :class:`LinearLayer`; its ``vjp`` applies the FULL
-Jacobian of the map that ran (lfp-spec.md section 2, BatchNorm rows): in training mode the batch
-statistics depend on x, so
+Jacobian of the map that ran (docs/numerical-contract.md section 2.2, BatchNorm rows): in training
+mode the batch statistics depend on x, so
 
     J^T v = gamma * inv_std * (v - mean(v) - xhat * mean(v * xhat))     means per channel
 

@@ -1,4 +1,5 @@
-"""Slow, literal float64 transcriptions of the spec's Dense formulas (lfp-spec.md sections 1-2).
+"""Slow, literal float64 transcriptions of the Dense formulas (docs/numerical-contract.md
+sections 1-2).
 
 Per-connection view: R_{i<-j} = x_i w_ij r_j / stab(z_j); R_i = sum_j R_{i<-j};
 F_w_ij = sign(w_ij) sum_B R_{i<-j}; the bias message is b_j r_j / stab(z_j).

@@ -1,5 +1,5 @@
-"""Slow, literal float64 transcriptions of the spec's BatchNorm formulas (lfp-spec.md section 2)
-and of torch's running-statistics update.
+"""Slow, literal float64 transcriptions of the BatchNorm formulas (docs/numerical-contract.md
+section 2) and of torch's running-statistics update.
 
 Arrays are (B, C, ...) with the channel on axis 1; statistics are per channel over every other
 axis. The training-mode Jacobian is built EXPLICITLY as a full matrix, entry by entry, from the

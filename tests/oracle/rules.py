@@ -1,5 +1,5 @@
-"""Oracle for the LRP rules of lfp-spec.md section 5 used as LFP rules: a slow, literal float64
-transcription, connection by connection.
+"""Oracle for the LRP rules of docs/numerical-contract.md section 5 used as LFP rules: a slow,
+literal float64 transcription, connection by connection.
 
 A Dense or Conv2d layer is a list of connections ``(i, j, k)``: input i (flat over the sample's
 input) feeds output j (flat over the sample's output) through the weight ``w[k]``; output j adds

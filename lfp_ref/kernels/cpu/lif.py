@@ -1,5 +1,5 @@
 """The time recursion of the leaky integrate-and-fire (LIF) neuron: forward, LFP feedback, and
-surrogate-gradient BPTT (lfp-spec.md section 6).
+surrogate-gradient BPTT (docs/numerical-contract.md section 6).
 
 Arrays are time first: ``(T, N)`` with N the flattened (batch x neurons) size; the wrappers also
 take ``(T, ...)`` and flatten the trailing axes (a view: every array must be C-contiguous). The
@@ -255,7 +255,8 @@ def lif_forward(current, beta, threshold, reset, membrane, spikes):
 
 
 def lif_feedback(reward, membrane, beta, threshold, eps, rho, handed=None, reset="subtract"):
-    """The LFP recursion of lfp-spec.md section 6 through the LIF membrane, backwards in time.
+    """The LFP recursion of docs/numerical-contract.md section 6 through the LIF membrane,
+    backwards in time.
 
     Per neuron, for t = T-1 down to 0, with ``M_{T-1} = 0``, ``U_{-1} = 0`` and
     ``reset_t = H(U_{t-1} - threshold)`` (so ``reset_0 = 0``)::

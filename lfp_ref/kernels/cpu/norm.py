@@ -1,5 +1,6 @@
 """BatchNorm kernels: per-channel batch statistics, the fused normalise/affine pass and the fused
-vector-Jacobian products of the training-mode and eval-mode maps (lfp-spec.md section 2).
+vector-Jacobian products of the training-mode and eval-mode maps (docs/numerical-contract.md
+section 2.2).
 
 Layout: every kernel sees its arrays as (B, C, S), a free reshape of a C-contiguous array:
 BatchNorm1d's (B, C) is S = 1, its (B, C, L) is S = L, BatchNorm2d's NCHW is S = H * W.

@@ -1,4 +1,5 @@
-"""Fused elementwise kernels of the LRP rules other than epsilon (lfp-spec.md section 5).
+"""Fused elementwise kernels of the LRP rules other than epsilon (docs/numerical-contract.md
+section 5).
 
 The contractions of every rule are the Dense GEMMs of ``dense`` (a Conv2d is run as a Dense layer
 on its im2col column matrix); what is left is elementwise: splitting an array into its positive and
