@@ -12,6 +12,12 @@ Why both: at the output layer the softmax_loss reward is ``r = z (Y - p)``; epsi
 logit stays in the feedback and a negative logit reverses its update. Gamma divides by a
 denominator of z's sign and keeps training.
 
+Each run is a :class:`lfp_ref.train.TrainConfig` trained by :func:`lfp_ref.train.fit`: the zoo's
+``small-cnn`` (Conv(1->8) ReLU AvgPool Conv(8->16) ReLU AvgPool Flatten Dense), float64, SGD with
+momentum 0.9, clip 3.0, the softmax_loss reward; ``conv`` is ``rule_for={"Conv2d": rule}``, ``all``
+is ``rule=rule``. The accuracies are the trainer's eval-mode train/test accuracy after the last
+epoch.
+
 Prints a Markdown table and writes figures/out/rule_study.csv (rule, placement, train and test
 accuracy, seconds). ``--quick`` is a smoke test (a subset, one epoch).
 
@@ -24,60 +30,41 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-import lfp_ref as lfp
-from lfp_ref.composites import Composite
-from lfp_ref.rules import Epsilon
+from lfp_ref.train import TrainConfig, fit, load_data
 
 RULES = ("epsilon", "zplus", "alpha2beta1", "gamma")
 PLACEMENTS = ("conv", "all")
 DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "rule_study.csv"
-
-
-def small_cnn(image_size, num_classes, seed):
-    """Conv(1->8) ReLU AvgPool Conv(8->16) ReLU AvgPool Flatten Dense(->classes), torch init."""
-    rng = np.random.default_rng(seed)
-    features = 16 * (image_size // 4) ** 2
-    return lfp.Sequential(
-        lfp.Conv2d(1, 8, 3, padding=1, rng=rng),
-        lfp.ReLU(),
-        lfp.AvgPool2d(2),
-        lfp.Conv2d(8, 16, 3, padding=1, rng=rng),
-        lfp.ReLU(),
-        lfp.AvgPool2d(2),
-        lfp.Flatten(),
-        lfp.Dense(features, num_classes, rng=rng),
-    )
+MODEL = "small-cnn"
 
 
 def assignment(rule, placement):
-    """The ``feedback`` keyword that puts ``rule`` on the layers of ``placement``."""
-    if rule == "epsilon":
-        return {"rule": Epsilon()}
-    if placement == "all":
+    """The TrainConfig fields that put ``rule`` on the layers of ``placement``."""
+    if rule == "epsilon" or placement == "all":
         return {"rule": rule}  # every Dense and Conv2d; AvgPool keeps epsilon
-    return {"composite": Composite(Epsilon(), layer_types={lfp.Conv2d: rule})}
+    return {"rule_for": {"Conv2d": rule}}  # the Dense layer keeps epsilon
 
 
-def accuracy(model, x, y, batch_size=512):
-    hits = 0
-    for start in range(0, len(x), batch_size):
-        predicted = model(x[start : start + batch_size]).argmax(axis=1)
-        hits += int(np.sum(predicted == y[start : start + batch_size]))
-    return hits / len(x)
-
-
-def train(data, rule, placement, epochs, seed, lr, batch_size):
-    model = small_cnn(data.x_train.shape[-1], data.num_classes, seed)
-    opt = lfp.optim.SGD(model, lr=lr, momentum=0.9)
-    how = assignment(rule, placement)
-    for epoch in range(epochs):
-        for xb, yb in lfp.data.batches(
-            data.x_train, data.y_train, batch_size, seed=seed, epoch=epoch
-        ):
-            lfp.lfp_step(model, opt, xb, yb, reward="softmax_loss", clip_norm=3.0, **how)
-    return accuracy(model, data.x_train, data.y_train), accuracy(model, data.x_test, data.y_test)
+def config(rule, placement, args, quick=False):
+    """The run of one rule and placement."""
+    return TrainConfig(
+        model=MODEL,
+        data=args.dataset,
+        data_options={"seed": args.seed},  # the train/test split's seed
+        method="lfp",
+        epochs=1 if quick else args.epochs,
+        batch_size=args.batch_size,
+        optimizer="sgd",
+        lr=args.lr,
+        momentum=0.9,
+        clip=3.0,
+        reward="softmax_loss",
+        seed=args.seed,
+        dtype="float64",
+        limit_train=128 if quick else None,
+        limit_test=64 if quick else None,
+        **assignment(rule, placement),
+    )
 
 
 def main(argv=None):
@@ -91,25 +78,23 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
 
-    data = lfp.data.load(args.dataset, seed=args.seed, dtype=np.float64)
-    epochs = args.epochs
-    if args.quick:
-        data.x_train, data.y_train = data.x_train[:128], data.y_train[:128]
-        data.x_test, data.y_test = data.x_test[:64], data.y_test[:64]
-        epochs = 1
-
+    data = None  # loaded once, shared by every run
     rows = []
     for rule in RULES:
         for placement in ("all",) if rule == "epsilon" else PLACEMENTS:
+            run = config(rule, placement, args, args.quick)
+            if data is None:
+                data = load_data(run.validated())
             start = time.perf_counter()
-            train_acc, test_acc = train(
-                data, rule, placement, epochs, args.seed, args.lr, args.batch_size
-            )
-            rows.append((rule, placement, train_acc, test_acc, time.perf_counter() - start))
+            trainer = fit(run, data=data, progress=False, log=lambda line: None)
+            last = trainer.history[-1]
+            seconds = time.perf_counter() - start
+            rows.append((rule, placement, last["train_acc"], last["test_acc"], seconds))
 
     print(
-        f"LFP rule study: {args.dataset}, {len(data.x_train)} train / {len(data.x_test)} test "
-        f"images, {epochs} epochs, SGD lr {args.lr} momentum 0.9, clip 3.0, seed {args.seed}\n"
+        f"LFP rule study: {args.dataset}, {len(trainer.y_train)} train / {len(trainer.y_test)} "
+        f"test images, {run.epochs} epochs, SGD lr {args.lr} momentum 0.9, clip 3.0, seed "
+        f"{args.seed}\n"
     )
     print("| rule | placement | train acc | test acc | seconds |")
     print("|---|---|---:|---:|---:|")

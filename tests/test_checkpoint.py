@@ -206,3 +206,39 @@ def test_atomic_write_cleans_up_on_interrupt(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         ckpt.atomic_write(path, interrupted)
     assert os.listdir(tmp_path) == []
+
+
+class _FixedFeedback:
+    """A stand-in training method holding a fixed random matrix and a counter (the state a
+    Feedback Alignment method keeps)."""
+
+    def __init__(self, seed):
+        self.matrix = np.random.default_rng(seed).normal(size=(3, 4))
+        self.steps = 0
+
+    def state_dict(self):
+        return {"matrix": self.matrix, "steps": self.steps}
+
+    def load_state_dict(self, state):
+        if set(state) != {"matrix", "steps"}:
+            raise ValueError(f"expected matrix and steps, got {sorted(state)}")
+        self.matrix, self.steps = np.array(state["matrix"]), int(state["steps"])
+
+
+def test_a_methods_state_round_trips(tmp_path):
+    model = _model(name="toy", shape=(2,))
+    method = _FixedFeedback(seed=1)
+    method.steps = 7
+    ckpt.save(tmp_path / "c.npz", ckpt.capture(model, SGD(model), method=method))
+    method.matrix[0, 0] = 99.0  # the capture is a copy
+    state = ckpt.load(tmp_path / "c.npz")
+    assert sorted(k for k in state if k.startswith("method/")) == ["method/matrix", "method/steps"]
+    fresh, restored = _model(name="toy", shape=(2,)), _FixedFeedback(seed=2)
+    ckpt.restore(state, fresh, SGD(fresh), method=restored)
+    assert restored.steps == 7
+    assert restored.matrix.tobytes() == _FixedFeedback(seed=1).matrix.tobytes()
+    with pytest.raises(ckpt.CheckpointError, match="holds a training method's state"):
+        ckpt.restore(state, fresh, SGD(fresh))
+    del state["method/steps"]
+    with pytest.raises(ckpt.CheckpointError, match="does not fit the method"):
+        ckpt.restore(state, fresh, SGD(fresh), method=restored)

@@ -218,6 +218,22 @@ def _bad_calls(run, empty):
         "existing-out": (
             ["train", *TOY, "--out", str(run)], {}, 2, ["already holds a run"],
         ),
+        "two-rule-specifications": (
+            ["train", *TOY, "--rule", "zplus", "--composite", "EpsilonPlus"], {}, 2,
+            ["give one way of assigning rules, got rule and composite"],
+        ),
+        "factory-not-importable": (
+            ["train", "--model", "lfp_ref_no_such_module:build", "--data", "blobs"], {}, 2,
+            ["cannot import module 'lfp_ref_no_such_module'", "PYTHONPATH"],
+        ),
+        "option-without-value": (
+            ["train", *TOY, "--model-option", "hidden"], {}, 2,
+            ["argument --model-option: expected KEY=VALUE, got 'hidden'"],
+        ),
+        "resume-with-new-options": (
+            ["train", "--resume", str(run), "--rule-for", "Dense=zplus"], {}, 2,
+            ["drop --rule-for"],
+        ),
     }  # fmt: skip
 
 
@@ -303,8 +319,16 @@ def test_compare_prints_a_table_and_writes_the_curves(tmp_path, finished_run):
     assert elsewhere.returncode == 0 and not (tmp_path / "figs").exists()
 
 
-def test_help_lists_the_options():
+def test_help_lists_the_options_and_their_defaults():
     result = lfp_ref("train", "--help")
     assert result.returncode == 0
-    for option in ("--resume", "--checkpoint-every", "--max-steps", "--limit-train", "--clip"):
+    for option in ("--resume", "--checkpoint-every", "--max-steps", "--limit-train", "--clip",
+                   "--model-option", "--data-option", "--method-option", "--composite",
+                   "--rule-for", "--rule-option"):  # fmt: skip
         assert option in result.stdout
+    text = " ".join(result.stdout.split())  # argparse wraps the help text
+    for default in ("(default: lenet)", "(default: mnist)", "(default: lfp)", "(default: 0.1)",
+                    "(default: 3.0)", "(default: softmax_loss)", "(default: float32)",
+                    "(default: epsilon unless --composite or --rule-for)"):  # fmt: skip
+        assert default in text
+    assert "package.module:function" in text and "small-cnn" in text

@@ -1,12 +1,15 @@
 """``lfp-ref eval RUN``: load a run's last checkpoint (or ``--checkpoint FILE``) and print its
-accuracy and mean cross-entropy on the test set (``--split train`` for the training set)."""
+accuracy and mean cross-entropy on the test set (``--split train`` for the training set).
+
+The run is rebuilt from its config.json: a user model factory or data loader
+(``package.module:function``) is imported again, from PYTHONPATH or the current folder."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from . import CLIError
-from .train import data_error_line
+from .train import data_error_line, importable_cwd
 
 
 def add_parser(subparsers):
@@ -14,8 +17,10 @@ def add_parser(subparsers):
         "eval",
         help="evaluate a trained run's checkpoint",
         description=(
-            "Rebuild the model of a run folder (written by lfp-ref train), load its checkpoint "
-            "and print accuracy and mean cross-entropy, in eval mode."
+            "Rebuild the model of a run folder (written by lfp-ref train) from its config.json, "
+            "load its checkpoint and print accuracy and mean cross-entropy, in eval mode. User "
+            "factories (package.module:function) are imported from PYTHONPATH or the current "
+            "folder."
         ),
     )
     parser.add_argument("run_dir", type=Path, metavar="RUN", help="run folder")
@@ -25,7 +30,9 @@ def add_parser(subparsers):
     parser.add_argument(
         "--split", choices=("test", "train"), default="test", help="which split (default test)"
     )
-    parser.add_argument("--data-root", help="folder holding the dataset files, if they moved")
+    parser.add_argument(
+        "--data-root", help="folder holding the dataset files, if they moved (named datasets)"
+    )
     parser.set_defaults(func=run)
     return parser
 
@@ -37,6 +44,7 @@ def run(args):
     from ..train import ConfigError, TrainConfig, Trainer, evaluate, load_data, read_run
     from ..train.checkpoint import CheckpointError
 
+    importable_cwd()
     try:
         data = None
         if args.data_root is not None:

@@ -9,6 +9,8 @@ A checkpoint is a flat dict of arrays, stored with ``np.savez`` (read back with
 ``scheduler/<key>``    ``scheduler.state_dict()``, when there is a scheduler
 ``rng/<layer>``        the ``bit_generator.state`` of every layer that holds a Generator in
                        ``layer.rng`` (Dropout), as JSON (PCG64's state is a 128-bit integer)
+``method/<key>``       ``method.state_dict()`` of the training method (:mod:`lfp_ref.methods`),
+                       when it holds state (fixed random feedback matrices, its own Generator)
 ``trainer/<key>``      whatever the caller adds: position (epoch, batch, step), running sums
 ``format``             :data:`FORMAT`, so an unrelated ``.npz`` is refused with a clear message
 =====================  ========================================================================
@@ -28,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "lfp_ref-checkpoint-1"
-_PREFIXES = ("model/", "optimizer/", "scheduler/", "rng/", "trainer/")
+_PREFIXES = ("model/", "optimizer/", "scheduler/", "rng/", "method/", "trainer/")
 
 
 class CheckpointError(ValueError):
@@ -119,6 +121,10 @@ def _section(state, prefix):
     return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
+def _copy(value):
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
 def rng_layers(model):
     """``{layer name: layer}`` for every layer that draws random numbers at training time
     (holds a ``numpy.random.Generator`` in ``layer.rng``, as Dropout does)."""
@@ -129,11 +135,12 @@ def rng_layers(model):
     }
 
 
-def capture(model, optimizer, scheduler=None, trainer=None):
+def capture(model, optimizer, scheduler=None, trainer=None, method=None):
     """The training state as a flat dict for :func:`save` (all arrays are copies).
 
     ``trainer`` is a dict of scalars/strings/arrays the caller needs to resume (position in the
-    data, running sums); it comes back from :func:`restore`.
+    data, running sums); it comes back from :func:`restore`. ``method``, a training method of
+    :mod:`lfp_ref.methods`, adds its ``state_dict()`` (nothing for a stateless one).
     """
     state = {f"model/{k}": v for k, v in model.state_dict().items()}
     state.update({f"optimizer/{k}": v for k, v in optimizer.state_dict().items()})
@@ -141,19 +148,21 @@ def capture(model, optimizer, scheduler=None, trainer=None):
         state.update({f"scheduler/{k}": v for k, v in scheduler.state_dict().items()})
     for name, layer in rng_layers(model).items():
         state[f"rng/{name}"] = json.dumps(layer.rng.bit_generator.state)
+    if method is not None:
+        state.update({f"method/{k}": _copy(v) for k, v in method.state_dict().items()})
     state.update({f"trainer/{k}": v for k, v in (trainer or {}).items()})
     return state
 
 
-def restore(state, model, optimizer, scheduler=None, where="the checkpoint"):
-    """Load a state from :func:`capture` / :func:`load` into a freshly built model, optimizer
-    and scheduler (in place). Returns the ``trainer`` dict.
+def restore(state, model, optimizer, scheduler=None, where="the checkpoint", method=None):
+    """Load a state from :func:`capture` / :func:`load` into a freshly built model, optimizer,
+    scheduler and training method (in place). Returns the ``trainer`` dict.
 
     Raises
     ------
     CheckpointError
         Mismatched parameter names or shapes, another optimizer or scheduler, a missing or
-        unexpected random-number state.
+        unexpected random-number state, a method state that does not fit the method.
     """
     unknown = sorted({k.split("/", 1)[0] + "/" for k in state} - set(_PREFIXES))
     if unknown:
@@ -188,4 +197,15 @@ def restore(state, model, optimizer, scheduler=None, where="the checkpoint"):
             layer.rng.bit_generator.state = json.loads(saved_rngs[name])
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f"{where}: bad random-number state for layer {name!r}") from exc
+    saved_method = _section(state, "method/")
+    if method is None and saved_method:
+        raise CheckpointError(
+            f"{where} holds a training method's state {sorted(saved_method)}; restore it with "
+            "the method (restore(..., method=...))"
+        )
+    if method is not None:
+        try:
+            method.load_state_dict(saved_method)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{where} does not fit the method {method!r}: {exc}") from exc
     return _section(state, "trainer/")

@@ -1,0 +1,693 @@
+"""The training loop: :class:`Trainer` builds a run from a :class:`~lfp_ref.train.TrainConfig`
+(data, model, optimizer, schedule, training method), runs it epoch by epoch, writes the run
+folder and checkpoints, and resumes bit for bit; :func:`fit` is the one-call form.
+
+One step is whatever the configured method does (:mod:`lfp_ref.methods`: ``"lfp"`` and
+``"gd"`` are built in, others register there); the trainer only logs the logits and reward the
+step returns. The optimizer is SGD (``momentum``, ``weight_decay``), Adam or AdamW (``lr``,
+``weight_decay``; betas (0.9, 0.999)); the schedule none, OneCycle (stepped per batch,
+``max_lr = lr``; it cycles SGD's momentum / Adam's beta1 between 0.85 and 0.95, overriding
+``momentum``, as torch does) or StepLR (stepped per epoch, ``lr *= gamma`` every ``step_size``
+epochs).
+
+Reproducibility: the weights come from ``np.random.default_rng(seed)``, the data order of epoch
+``e`` from ``default_rng([seed, e])`` (:func:`lfp_ref.data.batches`), the dropout masks from
+Generators spawned from the seed. A checkpoint holds everything that changes during training
+(weights, buffers, optimizer and scheduler state, each Dropout's Generator state, the method's
+state, the position in the data and the epoch's running sums), so a resumed run repeats the
+uninterrupted one bit for bit, given the same thread count (NUMBA_NUM_THREADS, BLAS threads).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import data as _data
+from .. import losses as _losses
+from .. import methods as _methods
+from .. import zoo
+from ..engine import forward
+from ..layers.base import Layer
+from ..optim import SGD, Adam, AdamW, OneCycleLR, StepLR
+from . import checkpoint as ckpt
+from . import runlog
+from .config import ConfigError, TrainConfig, import_factory, is_factory
+from .progress import Progress
+from .runlog import (
+    LAST_CHECKPOINT,
+    METRIC_COLUMNS,
+    METRICS_FILE,
+    STEP_COLUMNS,
+    STEPS_FILE,
+    read_csv,
+    summary_line,
+)
+
+EVAL_BATCH_SIZE = 1000
+
+
+class TrainingDiverged(FloatingPointError):
+    """Non-finite reward, feedback, logits or weights stopped the run."""
+
+
+# --------------------------------------------------------------------------------------------
+# data and model from the config
+
+
+def _canonical_data(name):
+    return str(name).strip().lower().replace("_", "-")
+
+
+def load_data(config, download=False):
+    """The dataset of ``config``: ``lfp_ref.data.load(config.data, **config.data_options)`` in
+    the config's dtype (from ``config.data_root`` when set), or the user loader
+    ``"package.module:function"`` called with ``data_options``. The Trainer applies
+    ``limit_train`` / ``limit_test``."""
+    if is_factory(config.data):
+        if download:
+            raise ConfigError(f"data {config.data!r} is a user loader: it cannot be downloaded")
+        loader = import_factory(config.data, "data")
+        try:
+            dataset = loader(**config.data_options)
+        except TypeError as exc:
+            raise ConfigError(f"data loader {config.data!r}: {exc}") from exc
+        if not isinstance(dataset, _data.Dataset):
+            raise ConfigError(
+                f"data loader {config.data!r} returned {type(dataset).__name__}, not an "
+                "lfp_ref.data.Dataset(x_train, y_train, x_test, y_test, num_classes, name, source)"
+            )
+        return dataset
+    kwargs = {"dtype": np.dtype(config.dtype), **config.data_options}
+    if config.data_root is not None:
+        kwargs["root"] = config.data_root
+    if download:
+        kwargs["download"] = True
+    try:
+        dataset = _data.load(config.data, **kwargs)
+    except TypeError as exc:
+        message = str(exc)
+        if "unexpected keyword" in message and any(
+            f"'{key}'" in message for key in ("root", "download") if key in kwargs
+        ):
+            raise ConfigError(
+                f"dataset {config.data!r} is generated or bundled, not read from files; drop "
+                "the data root / download options"
+            ) from exc
+        if "unexpected keyword" in message:
+            raise ConfigError(f"data_options of dataset {config.data!r}: {message}") from None
+        raise
+    except ValueError as exc:
+        # an unknown name, or files that fail their checksum / format checks
+        message = str(exc).strip().replace("\n", " ")
+        if message.startswith("unknown dataset"):
+            raise ConfigError(message) from None
+        raise ConfigError(f"dataset {config.data!r}: {message}") from None
+    return dataset
+
+
+def limit(dataset, limit_train=None, limit_test=None):
+    """A copy of ``dataset`` keeping the first ``limit_train`` / ``limit_test`` samples."""
+    if limit_train is None and limit_test is None:
+        return dataset
+    return dataclasses.replace(
+        dataset,
+        x_train=dataset.x_train[:limit_train],
+        y_train=dataset.y_train[:limit_train],
+        x_test=dataset.x_test[:limit_test],
+        y_test=dataset.y_test[:limit_test],
+    )
+
+
+def build_model(config, dataset):
+    """The model of ``config`` for ``dataset`` (its ``num_classes`` and ``input_shape``):
+    ``lfp_ref.zoo.build`` for a zoo name, else the user factory, called as
+    ``factory(num_classes=..., input_shape=..., seed=..., dtype=..., **model_options)``.
+    Raises :class:`ConfigError`."""
+    dtype = np.dtype(config.dtype)
+    num_classes, input_shape = int(dataset.num_classes), tuple(dataset.input_shape)
+    where = f"model {config.model!r} on {dataset.name!r}"
+    if not is_factory(config.model):
+        try:
+            return zoo.build(
+                config.model,
+                num_classes=num_classes,
+                input_shape=input_shape,
+                activation=config.activation,
+                seed=config.seed,
+                dtype=dtype,
+                widths=config.widths,
+                **config.model_options,
+            )
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    factory = import_factory(config.model, "model")
+    model = factory(
+        num_classes=num_classes,
+        input_shape=input_shape,
+        seed=config.seed,
+        dtype=dtype,
+        **config.model_options,
+    )
+    if not isinstance(model, Layer):
+        raise ConfigError(
+            f"model factory {config.model!r} returned {type(model).__name__}, not an lfp_ref "
+            "layer; return e.g. lfp_ref.Sequential(lfp_ref.Flatten(), lfp_ref.Dense(...), ...)"
+        )
+    if model.dtype is not None and model.dtype != dtype:
+        raise ConfigError(
+            f"model factory {config.model!r} built {model.dtype} parameters but the config's "
+            f"dtype is {dtype}; build the layers with dtype=dtype"
+        )
+    return model
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+
+
+def weight_sparsity(model):
+    """Fraction of exactly-zero entries among the weights (parameters with ndim >= 2)."""
+    weights = [p for _, p in model.named_parameters() if p.ndim >= 2]
+    total = sum(p.size for p in weights)
+    zeros = sum(p.size - int(np.count_nonzero(p)) for p in weights)
+    return zeros / total if total else 0.0
+
+
+def evaluate(model, x, y, batch_size=EVAL_BATCH_SIZE):
+    """``(accuracy, mean cross-entropy)`` of ``model`` on ``(x, y)`` in eval mode (the mode is
+    restored afterwards). Returns ``(None, None)`` for an empty set."""
+    if len(y) == 0:
+        return None, None
+    was_training = model.training
+    model.eval()
+    correct, loss_sum = 0, 0.0
+    try:
+        for start in range(0, len(y), batch_size):
+            xb, yb = x[start : start + batch_size], y[start : start + batch_size]
+            _, logits = forward(model, xb)
+            loss_sum += _losses.cross_entropy(logits, yb, reduction="sum")[0]
+            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+    finally:
+        model.train(was_training)
+    return correct / len(y), loss_sum / len(y)
+
+
+def _check_weights(model):
+    for name, param in model.named_parameters():
+        finite = np.isfinite(param)
+        if not finite.all():
+            raise FloatingPointError(
+                f"parameter {name!r} has {param.size - int(np.count_nonzero(finite))} "
+                "non-finite entries after the optimizer step"
+            )
+
+
+def _first_non_finite(model, x):
+    """Which top-level layer of ``model`` first outputs non-finite values on ``x`` (a diagnosis
+    when a run stops: it repeats the forward pass)."""
+    children = model.children() or [("", model)]
+    with np.errstate(all="ignore"):
+        for name, layer in children:
+            x = layer.forward(x)
+            if not np.isfinite(x).all():
+                return f"layer {name!r} ({layer!r})"
+    return "no layer on a repeated forward pass"
+
+
+def _threads():
+    import numba
+
+    return int(numba.get_num_threads())
+
+
+def _lfp_ref_version():
+    from .. import __version__
+
+    return __version__
+
+
+# --------------------------------------------------------------------------------------------
+# the trainer
+
+
+class Trainer:
+    """One training run: model, optimizer, schedule, method, data, position, files.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    data : lfp_ref.data.Dataset, optional
+        Use this dataset instead of loading ``config.data`` (``limit_*`` still apply).
+    out : path, optional
+        Run folder for config.json, metrics.csv, steps.csv and checkpoints; None: nothing is
+        written.
+    progress : bool
+        Show a progress bar per epoch on ``stream`` (default stderr).
+    log : callable
+        Receives the per-epoch summary lines and notes (default ``print``).
+    overwrite : bool
+        Allow starting a fresh run in a folder that already holds one.
+    download : bool
+        Download a missing named dataset.
+
+    Build with :meth:`resume` to continue a run from its last checkpoint.
+    """
+
+    def __init__(
+        self,
+        config,
+        *,
+        data=None,
+        out=None,
+        progress=True,
+        log=print,
+        stream=None,
+        overwrite=False,
+        download=False,
+        _resuming=False,
+    ):
+        self.config = config = config.validated()
+        self.out = Path(out) if out is not None else None
+        if self.out is not None and not _resuming and not overwrite:
+            if (self.out / LAST_CHECKPOINT).exists() or (self.out / METRICS_FILE).exists():
+                raise ConfigError(
+                    f"{self.out} already holds a run; continue it with --resume {self.out}, "
+                    "or choose another output folder"
+                )
+        named = not is_factory(config.data)
+        if (
+            data is not None
+            and named
+            and _canonical_data(data.name) != _canonical_data(config.data)
+        ):
+            raise ConfigError(
+                f"the dataset given is {data.name!r} but the config says {config.data!r}; set "
+                "config.data to the dataset's name (a resumed run reloads it by that name)"
+            )
+        dataset = load_data(config, download) if data is None else data
+        dataset = limit(dataset, config.limit_train, config.limit_test)
+        dtype = np.dtype(config.dtype)
+        if len(dataset.y_train) == 0:
+            raise ConfigError(f"dataset {dataset.name!r} has no training samples")
+        self.dataset = dataset
+        self.x_train = np.ascontiguousarray(dataset.x_train, dtype=dtype)
+        self.y_train = dataset.y_train
+        self.x_test = np.ascontiguousarray(dataset.x_test, dtype=dtype)
+        self.y_test = dataset.y_test
+        self.model = build_model(config, dataset)
+        self.batches_per_epoch = -(-len(self.y_train) // config.batch_size)
+        self.optimizer = self._make_optimizer()
+        self.scheduler = self._make_scheduler()
+        try:
+            self.method = _methods.get_method(config.method)(config, self.model)
+        except (KeyError, ValueError, TypeError) as exc:
+            message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+            raise ConfigError(
+                f"method {config.method!r} with model {config.model!r}: {message}"
+            ) from exc
+        self.progress = progress
+        self.stream = stream
+        self.log = log
+        self.history = []
+        # position: epochs done, batches done in the current epoch, optimizer steps done
+        self.epoch, self.batch, self.step = 0, 0, 0
+        self._reset_sums()
+        self.last_checkpoint = None  # (path, step) of the newest checkpoint written or loaded
+        self._metrics_log = self._steps_log = None
+        self.saved_info = {}
+        self._fresh = not _resuming
+
+    # -- construction ------------------------------------------------------------------------
+
+    def _make_optimizer(self):
+        c = self.config
+        if c.optimizer == "sgd":
+            return SGD(self.model, lr=c.lr, momentum=c.momentum, weight_decay=c.weight_decay)
+        cls = Adam if c.optimizer == "adam" else AdamW
+        return cls(self.model, lr=c.lr, weight_decay=c.weight_decay)
+
+    def _make_scheduler(self):
+        c = self.config
+        if c.scheduler == "onecycle":
+            return OneCycleLR(
+                self.optimizer, max_lr=c.lr, epochs=c.epochs, steps_per_epoch=self.batches_per_epoch
+            )
+        if c.scheduler == "steplr":
+            return StepLR(self.optimizer, step_size=c.step_size, gamma=c.gamma)
+        return None
+
+    def _reset_sums(self):
+        self.sums = {"loss": 0.0, "reward": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+
+    @classmethod
+    def open(
+        cls,
+        out,
+        *,
+        checkpoint=None,
+        data=None,
+        progress=True,
+        log=print,
+        stream=None,
+        download=False,
+    ):
+        """The run in folder ``out``, rebuilt from its ``config.json`` and restored from
+        ``checkpoint`` (default ``out/last.npz``; a run stopped before its first checkpoint is
+        at its start). Nothing in the folder changes; see :meth:`resume` to continue it.
+
+        A model factory or data loader named in config.json is imported again: its module must
+        be importable (installed, or its folder on PYTHONPATH)."""
+        out = Path(out)
+        saved = runlog.read_config_file(out)
+        config = TrainConfig.from_dict(saved["config"])
+        trainer = cls(
+            config,
+            data=data,
+            out=out,
+            progress=progress,
+            log=log,
+            stream=stream,
+            download=download,
+            _resuming=True,
+        )
+        trainer.saved_info = saved.get("info", {})
+        path = Path(checkpoint) if checkpoint is not None else out / LAST_CHECKPOINT
+        if checkpoint is not None or path.exists():
+            trainer.load_checkpoint(path)
+        return trainer
+
+    @classmethod
+    def resume(cls, out, *, data=None, progress=True, log=print, stream=None, download=False):
+        """Continue the run in ``out`` from its last checkpoint (from the start when the run was
+        stopped before its first checkpoint). Rows of metrics.csv / steps.csv written after the
+        checkpoint are dropped; the run then repeats them exactly."""
+        trainer = cls.open(
+            out, data=data, progress=progress, log=log, stream=stream, download=download
+        )
+        threads = trainer.saved_info.get("numba_threads")
+        if threads is not None and threads != _threads():
+            log(
+                f"note: the run started with {threads} numba threads, now {_threads()}; "
+                "the continuation may differ from an uninterrupted run in the last bits"
+            )
+        if trainer.last_checkpoint is None:
+            log(f"note: {out} has no checkpoint yet; starting the run from the beginning")
+        trainer._truncate_logs()
+        return trainer
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def state(self):
+        """The checkpoint dict (see :mod:`lfp_ref.train.checkpoint`)."""
+        trainer = {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "step": self.step,
+            "config": json.dumps(self.config.to_dict(), sort_keys=True),
+        }
+        trainer.update({f"sum_{k}": v for k, v in self.sums.items()})
+        return ckpt.capture(self.model, self.optimizer, self.scheduler, trainer, self.method)
+
+    def load_checkpoint(self, path):
+        """Restore model, optimizer, schedule, RNG states, the method's state and the position
+        from ``path``."""
+        state = ckpt.load(path)
+        saved = ckpt.restore(
+            state, self.model, self.optimizer, self.scheduler, str(path), method=self.method
+        )
+        try:
+            saved_config = TrainConfig.from_dict(json.loads(saved["config"]))
+            epoch, batch, step = int(saved["epoch"]), int(saved["batch"]), int(saved["step"])
+            sums = {k: saved[f"sum_{k}"] for k in self.sums}
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ckpt.CheckpointError(f"{path}: incomplete trainer state ({exc})") from None
+        if saved_config != self.config:
+            diff = [
+                f"{k}: {v!r} (checkpoint) vs {getattr(self.config, k)!r}"
+                for k, v in saved_config.to_dict().items()
+                if v != self.config.to_dict()[k]
+            ]
+            raise ckpt.CheckpointError(f"{path} belongs to another configuration: {diff}")
+        if batch > self.batches_per_epoch or epoch > self.config.epochs:
+            raise ckpt.CheckpointError(
+                f"{path} is at epoch {epoch}, batch {batch}, beyond this run's "
+                f"{self.config.epochs} epochs of {self.batches_per_epoch} batches"
+            )
+        self.epoch, self.batch, self.step = epoch, batch, step
+        self.sums = {
+            "loss": float(sums["loss"]),
+            "reward": float(sums["reward"]),
+            "correct": int(sums["correct"]),
+            "seen": int(sums["seen"]),
+            "seconds": float(sums["seconds"]),
+        }
+        self.last_checkpoint = (Path(path), step)
+
+    def save_checkpoint(self):
+        """Write ``last.npz`` (and ``epoch-NNN.npz`` at an epoch end with keep_checkpoints)
+        atomically, after making every csv row the checkpoint has seen durable."""
+        if self.out is None:
+            return
+        for log in (self._metrics_log, self._steps_log):
+            if log is not None:
+                log.sync()
+        state = self.state()
+        path = self.out / LAST_CHECKPOINT
+        ckpt.save(path, state)
+        if self.config.keep_checkpoints and self.batch == 0 and self.epoch > 0:
+            ckpt.save(self.out / f"epoch-{self.epoch:03d}.npz", state)
+        self.last_checkpoint = (path, self.step)
+
+    # -- files -------------------------------------------------------------------------------
+
+    def _write_config(self):
+        info = {
+            "data_name": self.dataset.name,
+            "data_source": self.dataset.source,
+            "num_classes": int(self.dataset.num_classes),
+            "input_shape": list(self.dataset.input_shape),
+            "train_samples": len(self.y_train),
+            "test_samples": len(self.y_test),
+            "batches_per_epoch": self.batches_per_epoch,
+            "parameters": int(sum(p.size for _, p in self.model.named_parameters())),
+            "numba_threads": _threads(),
+            "lfp_ref_version": _lfp_ref_version(),
+            "numpy_version": np.__version__,
+        }
+        runlog.write_config(self.out, self.config, info)
+
+    def _truncate_logs(self):
+        if self.out is None:
+            return
+        runlog.truncate_csv(self.out / METRICS_FILE, "epoch", self.epoch, METRIC_COLUMNS)
+        runlog.truncate_csv(self.out / STEPS_FILE, "step", self.step, STEP_COLUMNS)
+        if (self.out / METRICS_FILE).exists():
+            self.history = read_csv(self.out / METRICS_FILE)
+
+    def _open_logs(self):
+        if self.out is None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        if self._fresh:
+            # a new run (overwrite=True may have let it start where an old one lies): none of
+            # the old run's files may survive to mix with the new ones
+            for name in (LAST_CHECKPOINT, METRICS_FILE, STEPS_FILE):
+                (self.out / name).unlink(missing_ok=True)
+            for path in self.out.glob("epoch-[0-9][0-9][0-9].npz"):
+                path.unlink()
+            self._write_config()
+            self._fresh = False
+        self._metrics_log = runlog.CsvLog(self.out / METRICS_FILE, METRIC_COLUMNS)
+        self._steps_log = runlog.CsvLog(self.out / STEPS_FILE, STEP_COLUMNS)
+
+    def _close_logs(self):
+        for log in (self._metrics_log, self._steps_log):
+            if log is not None:
+                log.sync()
+                log.close()
+        self._metrics_log = self._steps_log = None
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    @property
+    def done(self):
+        return self.epoch >= self.config.epochs
+
+    def run(self, max_steps=None):
+        """Train until the configured number of epochs is done (or, with ``max_steps``, until
+        that many optimizer steps have been taken in total; a checkpoint is written there).
+
+        Returns the per-epoch history (list of dicts with :data:`METRIC_COLUMNS`).
+
+        Raises
+        ------
+        TrainingDiverged
+            Non-finite reward, feedback, logits or weights; the message names the epoch, the
+            step and the parameter; the last checkpoint on disk is the last good state.
+        """
+        if self.out is None and max_steps is not None:
+            raise ConfigError("max_steps stops a run to be resumed later: give an output folder")
+        self._open_logs()
+        try:
+            if self.step == 0 and self.out is not None and self.last_checkpoint is None:
+                self.save_checkpoint()  # the initial state: a resume can always start here
+            while not self.done:
+                if max_steps is not None and self.step >= max_steps:
+                    break
+                self._run_epoch(max_steps)
+        finally:
+            self._close_logs()
+        return self.history
+
+    def _run_epoch(self, max_steps):
+        c = self.config
+        order = _data.batches(
+            self.x_train,
+            self.y_train,
+            c.batch_size,
+            shuffle=True,
+            seed=c.seed,
+            epoch=self.epoch,
+            start=self.batch,
+        )
+        bar = Progress(
+            self.batches_per_epoch,
+            desc=f"epoch {self.epoch + 1}/{c.epochs}",
+            initial=self.batch,
+            stream=self.stream,
+            enabled=self.progress,
+        )
+        with bar:
+            for xb, yb in order:
+                started = time.perf_counter()
+                row = self._train_step(xb, yb)
+                if c.eval_every is not None and self.step % c.eval_every == 0:
+                    row["test_acc"], row["test_loss"] = self._evaluate(self.x_test, self.y_test)
+                self.sums["seconds"] += time.perf_counter() - started
+                if self._steps_log is not None:
+                    self._steps_log.write(row)
+                seen = self.sums["seen"]
+                bar.update(
+                    loss=self.sums["loss"] / seen,
+                    reward=self.sums["reward"] / seen,
+                    acc=self.sums["correct"] / seen,
+                )
+                if self.batch == self.batches_per_epoch:
+                    break
+                stop = max_steps is not None and self.step >= max_steps
+                if stop or (c.checkpoint_every and self.step % c.checkpoint_every == 0):
+                    self.save_checkpoint()
+                if stop:
+                    return
+        self._end_epoch()
+
+    def _train_step(self, xb, yb):
+        c = self.config
+        lr = self.optimizer.lr
+        try:
+            # numpy's overflow warnings would only repeat what the checks report, less precisely
+            with np.errstate(over="ignore", invalid="ignore"):
+                result = self.method.step(self.model, self.optimizer, xb, yb)
+                _check_weights(self.model)
+        except FloatingPointError as exc:
+            detail = str(exc)
+            if detail.startswith("the forward pass"):
+                detail += (
+                    f"; the first non-finite output comes from {_first_non_finite(self.model, xb)}"
+                )
+            raise self._diverged(f"step {self.step + 1}", detail) from exc
+        if self.scheduler is not None and c.scheduler == "onecycle":
+            self.scheduler.step()
+        self.step += 1
+        self.batch += 1
+        logits, reward = result.logits, result.reward
+        n = len(yb)
+        loss_sum = _losses.cross_entropy(logits, yb, reduction="sum")[0]
+        reward_sum = float(reward.sum(dtype=np.float64))
+        correct = int(np.count_nonzero(logits.argmax(axis=1) == yb))
+        self.sums["loss"] += loss_sum
+        self.sums["reward"] += reward_sum
+        self.sums["correct"] += correct
+        self.sums["seen"] += n
+        return {
+            "step": self.step,
+            "epoch": self.epoch + self.batch / self.batches_per_epoch,
+            "lr": lr,
+            "loss": loss_sum / n,
+            "reward": reward_sum / n,
+            "acc": correct / n,
+        }
+
+    def _diverged(self, where, exc):
+        if self.last_checkpoint is not None:
+            path, step = self.last_checkpoint
+            kept = f"the last good checkpoint {path} (step {step}) is intact"
+        else:
+            kept = "no checkpoint was written (no output folder)"
+        return TrainingDiverged(
+            f"epoch {self.epoch + 1}, {where} (batch {self.batch + 1} of "
+            f"{self.batches_per_epoch}): {exc}; {kept}. Lower the learning rate or set a "
+            "gradient clip"
+        )
+
+    def _evaluate(self, x, y):
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):
+                return evaluate(self.model, x, y)
+        except FloatingPointError as exc:
+            raise self._diverged(f"evaluation after step {self.step}", exc) from exc
+
+    def _end_epoch(self):
+        started = time.perf_counter()
+        train_acc, _ = self._evaluate(self.x_train, self.y_train)
+        test_acc, test_loss = self._evaluate(self.x_test, self.y_test)
+        if self.scheduler is not None and self.config.scheduler == "steplr":
+            self.scheduler.step()
+        seen = self.sums["seen"]
+        row = {
+            "epoch": self.epoch + 1,
+            "step": self.step,
+            "lr": self.optimizer.lr,
+            "train_loss": self.sums["loss"] / seen,
+            "train_reward": self.sums["reward"] / seen,
+            "running_acc": self.sums["correct"] / seen,
+            "train_acc": train_acc,
+            "test_loss": test_loss,
+            "test_acc": test_acc,
+            "sparsity": weight_sparsity(self.model),
+            "wall_time": self.sums["seconds"] + time.perf_counter() - started,
+        }
+        self.history.append(row)
+        if self._metrics_log is not None:
+            self._metrics_log.write(row)
+        self.log(summary_line(row, self.config.epochs))
+        self.epoch += 1
+        self.batch = 0
+        self._reset_sums()
+        self.save_checkpoint()
+
+
+def fit(config, *, data=None, out=None, progress=True, log=print, max_steps=None, **kwargs):
+    """Train a model as ``config`` says; returns the :class:`Trainer` (``.model``,
+    ``.history``). See :class:`Trainer` for the arguments."""
+    trainer = Trainer(config, data=data, out=out, progress=progress, log=log, **kwargs)
+    trainer.run(max_steps=max_steps)
+    return trainer
+
+
+__all__ = [
+    "EVAL_BATCH_SIZE",
+    "Trainer",
+    "TrainingDiverged",
+    "build_model",
+    "evaluate",
+    "fit",
+    "limit",
+    "load_data",
+    "weight_sparsity",
+]
