@@ -24,9 +24,9 @@ def test_example_runs(title):
     import lfp_ref
 
     saved_rules = dict(lfp_ref.rules.RULES)
-    saved_methods = dict(getattr(lfp_ref, "methods", None).METHODS) if hasattr(
-        lfp_ref, "methods"
-    ) else None
+    saved_methods = (
+        dict(getattr(lfp_ref, "methods", None).METHODS) if hasattr(lfp_ref, "methods") else None
+    )
     try:
         exec(compile(examples()[title], f"architecture.md: {title}", "exec"), {})
     finally:  # registrations made by an example do not leak into other tests

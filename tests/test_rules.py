@@ -1,6 +1,7 @@
-"""The LRP rules as LFP rules (docs/numerical-contract.md section 5): every rule's Dense and Conv2d kernels vs
-the connection-by-connection oracle, conservation, the feedback/message identities, LFP-epsilon
-unchanged, rule names and errors, training with lfp_step, and the rule study script."""
+"""The LRP rules as LFP rules (docs/numerical-contract.md section 5): every rule's Dense and
+Conv2d kernels vs the connection-by-connection oracle, conservation, the feedback/message
+identities, LFP-epsilon unchanged, rule names and errors, training with lfp_step, and the rule
+study script."""
 
 import subprocess
 import sys
