@@ -7,7 +7,7 @@ fb = lfp.feedback(model, x, y, reward=lfp.rewards.softmax_loss)
 
 from importlib import metadata as _metadata
 
-from . import composites, data, losses, methods, optim, rewards, rules, train, zoo
+from . import composites, data, losses, methods, optim, rewards, rules, snn, train, zoo
 from . import trace as _trace_path  # noqa: F401  (the old module path; lfp_ref.trace is the function)
 from .engine import (
     Feedback,
@@ -54,6 +54,7 @@ __all__ = [
     "optim",
     "rewards",
     "rules",
+    "snn",
     "trace",
     "train",
     "zoo",

@@ -60,10 +60,38 @@ def mse(logits, y, reduction="mean"):
     return loss, grad
 
 
+def snn_ce_rate(logits, y, reduction="mean"):
+    """snntorch's ``functional.ce_rate_loss`` (0.9.4, no population code, no class weights):
+    the cross-entropy of each step's spikes taken as logits, averaged over the T steps. Spikes
+    S (T, B, C) (a SpikingSequential's output), labels y (B,)::
+
+        L     = (1/T) sum_t sum_b -log softmax(S_t[b])[y_b]    (divided by B for "mean")
+        dL/dS = (softmax(S_t) - Y) / T                          (divided by B for "mean")
+
+    snntorch accumulates the loss in a float32 tensor whatever the spikes' dtype; here the sum
+    is float64 and the gradient is in the spikes' dtype.
+    """
+    if getattr(logits, "ndim", 0) != 3:
+        raise ValueError(
+            f"snn_ce_rate expects spikes of shape (T, B, C) (a SpikingSequential's output), "
+            f"got {getattr(logits, 'shape', None)}"
+        )
+    steps, batch, classes = logits.shape
+    y = check_labels(y, classes, batch)
+    rows = np.arange(batch)
+    per_step = -log_softmax(logits, axis=2)[:, rows, y]  # (T, B)
+    loss = _reduce(per_step, batch, reduction) / steps
+    grad = softmax(logits, axis=2)  # (T, B, C)
+    grad[:, rows, y] -= 1
+    grad /= steps * batch if reduction == "mean" else steps
+    return loss, grad
+
+
 LOSSES = {
     "cross_entropy": cross_entropy,
     "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits,
     "mse": mse,
+    "snn_ce_rate": snn_ce_rate,
 }
 
 

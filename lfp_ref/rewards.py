@@ -88,6 +88,51 @@ def minimize_neuron(logits, y=None):
     return -maximize_neuron(logits, y)
 
 
+def snn_rate_coded(divide_by_t=False):
+    """The rate-coded reward of a spiking network (lfp-spec.md section 6; lfprop's
+    ``SnnCorrectClassRewardSpikesRateCoded``), a factory: ``snn_rate_coded()`` is the reward
+    function ``(spikes, y) -> r`` registered as "snn_rate_coded", and
+    ``snn_rate_coded(divide_by_t=True)`` the same divided by T, registered as
+    "snn_rate_coded_mean".
+
+    Spikes S (T, B, C) (a SpikingSequential's output), labels y (B,)::
+
+        P   = sum_t S,   N = T - P                       spike and silence counts (B, C)
+        pos = 1 - sigmoid(P - T//2),   neg = 1 - sigmoid(N - T//2)
+        r[t, b, c] = pos[b, c]               if c == y_b  (at every step)
+                   = -S[t, b, c] neg[b, c]   otherwise
+
+    The label's output is rewarded at every step, less the more it already fires; the other
+    outputs are punished where they fire, less the more they are already silent. lfprop's
+    minimal SNN example divides this by T (``reward /= n_steps``), its experiment script does
+    not: "snn_rate_coded" is the undivided one. lfprop writes N as ``sum_t |S - 1|``, the same
+    for binary spikes.
+    """
+
+    def reward(spikes, y):
+        what = "snn_rate_coded" + ("_mean" if divide_by_t else "")
+        if getattr(spikes, "ndim", 0) != 3:
+            raise ValueError(
+                f"{what} expects spikes of shape (T, B, C) (a SpikingSequential's output), "
+                f"got {getattr(spikes, 'shape', None)}"
+            )
+        steps, batch, classes = spikes.shape
+        y = check_labels(y, classes, batch)
+        count = spikes.sum(axis=0)  # P, (B, C)
+        half = steps // 2
+        pos = 1 - expit(count - half)  # (B, C)
+        neg = 1 - expit((steps - count) - half)  # (B, C)
+        label = np.zeros((batch, classes), dtype=bool)
+        label[np.arange(batch), y] = True
+        r = np.where(label, pos, -spikes * neg)  # (T, B, C), label entries pos at every step
+        if divide_by_t:
+            r = r / steps
+        return r.astype(spikes.dtype, copy=False)
+
+    reward.__name__ = "snn_rate_coded_mean" if divide_by_t else "snn_rate_coded"
+    return reward
+
+
 REWARDS = {
     "softmax_loss": softmax_loss,
     "sigmoid_loss": sigmoid_loss,
@@ -97,6 +142,8 @@ REWARDS = {
     "misclassification": misclassification,
     "maximize_neuron": maximize_neuron,
     "minimize_neuron": minimize_neuron,
+    "snn_rate_coded": snn_rate_coded(),
+    "snn_rate_coded_mean": snn_rate_coded(divide_by_t=True),
 }
 
 

@@ -42,6 +42,12 @@ vgg-tiny       a small VGG with BatchNorm (the cross-checks'): Conv(Cin, 8, 3, p
                BN, act, AvgPool(2), Flatten, Dense(F, 16), BatchNorm1d, act, Dense(16, C)
 resnet-tiny    resnet-small with widths (8, 16) whose stride-2 block draws its branch's
                weights before its shortcut's (the cross-checks')
+snn-mlp        the paper's minimal spiking net (784-1000-10 on MNIST, lfprop's SmallLifMLP):
+               [Flatten], LIF(Dense(I, w1)), ..., LIF(Dense(wk, C)); ``widths`` default
+               (1000,)
+snn-cnn        the paper's spiking CNN (lfprop's LifCNN): LIF(Conv(Cin, 12, 5)), MaxPool(2),
+               LIF(Conv(12, 64, 5)), MaxPool(2), Flatten, LIF(Dense(F, C)); F = 1024 for
+               1x28x28 input, 1600 for 3x32x32
 =============  ==============================================================================
 
 ``input_shape`` is one sample's shape: ``(features,)`` for dense nets (images are flattened),
@@ -58,7 +64,18 @@ Options (keywords of :func:`build`; :func:`known_options` says which a model tak
   (the batch mean removes it: its gradient and feedback are 0 in exact arithmetic);
 - ``randomize_batchnorm``: True moves every BatchNorm's gamma/beta off 1/0 and its running
   statistics off 0/1, drawn from the init Generator after the weights (so eval mode and
-  BatchNorm merging are not identities).
+  BatchNorm merging are not identities);
+- the spiking models' (:mod:`lfp_ref.snn`): ``timesteps`` (T, default 15), the LIF neurons'
+  ``beta`` (0.9), ``threshold`` (1.0), ``reset`` ("subtract"; "zero" has no LFP rule),
+  ``surrogate`` ("atan" or "heaviside", the spike's derivative under backprop) and ``alpha``
+  (2.0, the atan surrogate's sharpness).
+
+The spiking models are a :class:`lfp_ref.snn.SpikingSequential` (a Sequential that presents the
+input at each of T steps and returns the output spikes (T, B, C)) of :class:`lfp_ref.snn.LIF`
+layers, each wrapping the Dense or Conv2d that makes its input current: parameter names
+``"0.current.weight"``, ... (lfprop's ``parameterized_layer``, see
+:func:`lfp_ref.snn.state_dict_from_torch`). They take no activation (``activation`` is ignored:
+the LIF is the non-linearity).
 """
 
 from __future__ import annotations
@@ -76,6 +93,7 @@ from .layers.dropout import Dropout
 from .layers.norm import BatchNorm1d, BatchNorm2d
 from .layers.pool import AvgPool2d, MaxPool2d
 from .layers.reshape import Flatten
+from .snn import LIF, SpikingSequential, check_lif_options, check_timesteps
 
 TOY_WIDTHS = (32, 16)
 DROPOUT_P = 0.5
@@ -86,6 +104,15 @@ _COMMON_OPTIONS = {"mode": "train"}
 _DROPOUT_OPTIONS = {"dropout": DROPOUT_P, "dropout_rng": "spawn"}
 #: the options of models with BatchNorm layers, with their defaults
 _NORM_OPTIONS = {"bias_before_norm": True, "randomize_batchnorm": False}
+#: the options of the spiking models, with their defaults (lfprop's: T = 15, snntorch's Leaky)
+_SNN_OPTIONS = {
+    "timesteps": 15,
+    "beta": 0.9,
+    "threshold": 1.0,
+    "reset": "subtract",
+    "surrogate": "atan",
+    "alpha": 2.0,
+}
 
 
 # --------------------------------------------------------------------------- the builder
@@ -104,6 +131,9 @@ class _Builder:
         self.shared_dropout_rng = options.get("dropout_rng") == "shared"
         self.bias_before_norm = options.get("bias_before_norm", True)
         self.what = what  # names the input in "too small" errors
+        self.lif_options = {
+            k: options[k] for k in _SNN_OPTIONS if k in options and k != "timesteps"
+        }
 
     def act(self):
         return self.activation()
@@ -291,6 +321,22 @@ def _vgg_tiny(b, widths, num_classes):
     ]  # fmt: skip
 
 
+def _snn_mlp(b, widths, num_classes):
+    layers = [b.flatten()] if len(b.shape) > 1 else []
+    for width in (*widths, num_classes):
+        layers.append(LIF(b.dense(width), **b.lif_options))
+    return layers
+
+
+def _snn_cnn(b, widths, num_classes):
+    return [
+        LIF(b.conv(12, 5), **b.lif_options), b.maxpool(),
+        LIF(b.conv(64, 5), **b.lif_options), b.maxpool(),
+        b.flatten(),
+        LIF(b.dense(num_classes), **b.lif_options),
+    ]  # fmt: skip
+
+
 # --------------------------------------------------------------------------- the catalog
 
 
@@ -312,6 +358,8 @@ class Entry:
         The default widths; None for a fixed architecture (``widths=`` is then refused).
     options : dict
         The keyword options it takes, with their defaults.
+    spiking : bool
+        Whether it is a spiking network (a :class:`lfp_ref.snn.SpikingSequential`).
     """
 
     layers: object
@@ -320,11 +368,13 @@ class Entry:
     image: bool
     widths: tuple | None = None
     options: dict = field(default_factory=lambda: dict(_COMMON_OPTIONS))
+    spiking: bool = False
 
 
 _CNN = {**_COMMON_OPTIONS}
 _CNN_DROPOUT = {**_COMMON_OPTIONS, **_DROPOUT_OPTIONS}
 _CNN_NORM = {**_COMMON_OPTIONS, **_NORM_OPTIONS}
+_SNN = {**_COMMON_OPTIONS, **_SNN_OPTIONS}
 
 #: the models :func:`build` knows, by canonical name, in the order :func:`known_models` lists them
 CATALOG = {
@@ -416,6 +466,25 @@ CATALOG = {
         "AvgPool, Flatten, Dense(16, C)",
         image=True,
         options=_CNN_NORM,
+    ),
+    "snn-mlp": Entry(
+        _snn_mlp,
+        "the paper's minimal spiking net, lfprop's SmallLifMLP (784-1000-10 on MNIST), LIF "
+        "neurons trained by LFP or surrogate gradients",
+        "[Flatten], LIF(Dense(I, w1)), ..., LIF(Dense(wk, C)); output spikes (T, B, C)",
+        image=False,
+        widths=(1000,),
+        options=_SNN,
+        spiking=True,
+    ),
+    "snn-cnn": Entry(
+        _snn_cnn,
+        "the paper's spiking CNN, lfprop's LifCNN",
+        "LIF(Conv(Cin, 12, 5)), MaxPool(2), LIF(Conv(12, 64, 5)), MaxPool(2), Flatten, "
+        "LIF(Dense(F, C)); output spikes (T, B, C)",
+        image=True,
+        options=_SNN,
+        spiking=True,
     ),
 }
 
@@ -544,6 +613,13 @@ def check_options(name, options):
     for flag in ("bias_before_norm", "randomize_batchnorm"):
         if flag in values and not isinstance(values[flag], (bool, np.bool_)):
             raise ValueError(f"{flag} must be True or False, got {values[flag]!r}")
+    if "timesteps" in values:
+        try:
+            values["timesteps"] = check_timesteps(values["timesteps"], f"model {key!r}")
+            lif = {k: values[k] for k in _SNN_OPTIONS if k != "timesteps"}
+            values.update(check_lif_options(**lif, owner=f"model {key!r}"))
+        except TypeError as err:
+            raise ValueError(str(err)) from None
     return values
 
 
@@ -606,7 +682,8 @@ def build(
     ----------
     name : str
         One of :func:`known_models`: toy, mlp, lenet, lenet-5, vgg-small, resnet-small,
-        small-cnn, lenet-tiny, vgg-tiny, resnet-tiny (case-insensitive, ``_`` = ``-``).
+        small-cnn, lenet-tiny, vgg-tiny, resnet-tiny, snn-mlp, snn-cnn (case-insensitive,
+        ``_`` = ``-``).
     num_classes : int
         Number of outputs (logits).
     input_shape : tuple of int
@@ -619,16 +696,19 @@ def build(
         (a Generator is used as it is, so the caller can go on drawing from it).
     dtype : float32 or float64
     widths : sequence of int, optional
-        Hidden widths (mlp) or channels per stage (vgg-small, resnet-small); not allowed for the
-        fixed architectures.
+        Hidden widths (mlp, snn-mlp) or channels per stage (vgg-small, resnet-small); not
+        allowed for the fixed architectures.
     **options
         The model's keyword options (:func:`known_options`): ``mode``, ``dropout``,
-        ``dropout_rng``, ``bias_before_norm``, ``randomize_batchnorm``; see the module docstring.
+        ``dropout_rng``, ``bias_before_norm``, ``randomize_batchnorm``; the spiking models'
+        ``timesteps``, ``beta``, ``threshold``, ``reset``, ``surrogate``, ``alpha``; see the
+        module docstring.
 
     Returns
     -------
     Sequential
-        In training mode (``mode="eval"``: eval mode).
+        In training mode (``mode="eval"``: eval mode); a :class:`lfp_ref.snn.SpikingSequential`
+        for the spiking models.
     """
     key = check_model_name(name)
     entry = CATALOG[key]
@@ -641,7 +721,11 @@ def build(
         _image_shape(key, shape)
     rng = np.random.default_rng(seed)
     b = _Builder(shape, act, rng, dtype, options, what=f"the input {shape}")
-    model = Sequential(*entry.layers(b, widths, num_classes))
+    layers = entry.layers(b, widths, num_classes)
+    if entry.spiking:
+        model = SpikingSequential(*layers, timesteps=options["timesteps"])
+    else:
+        model = Sequential(*layers)
     if options.get("randomize_batchnorm"):
         randomize_batchnorm(model, rng)
     return model.train(options["mode"] == "train")

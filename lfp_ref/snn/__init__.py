@@ -1,0 +1,67 @@
+"""Spiking networks: LIF layers trained by LFP without surrogate gradients (lfp-spec.md
+section 6), and the surrogate-gradient baseline.
+
+::
+
+    import lfp_ref as lfp
+
+    net = lfp.snn.SpikingSequential(
+        lfp.Flatten(),
+        lfp.snn.LIF(lfp.Dense(784, 1000)),
+        lfp.snn.LIF(lfp.Dense(1000, 10)),
+        timesteps=15,
+    )
+    spikes = net(x)                                   # (T, B, 10)
+    fb = lfp.feedback(net, x, y, reward="snn_rate_coded")
+    fb.params["1.current.weight"]                     # F of the first LIF's Dense
+    g = lfp.gradients(net, x, y, loss="snn_ce_rate")  # surrogate BPTT (atan, alpha 2)
+    lfp.snn.predict(spikes)                           # argmax of the spike counts
+
+The zoo builds the paper's two spiking models: ``zoo.build("snn-mlp", ...)`` and
+``zoo.build("snn-cnn", ...)``.
+"""
+
+from .lif import (
+    DEFAULT_ALPHA,
+    DEFAULT_BETA,
+    DEFAULT_THRESHOLD,
+    LIF,
+    RESETS,
+    SURROGATES,
+    check_lif_options,
+    check_timesteps,
+)
+from .naming import state_dict_from_torch
+from .sequential import ALLOWED_LAYERS, SpikingSequential
+
+
+def spike_counts(spikes):
+    """``sum_t S``: the spike count of every output, (B, C), from spikes (T, B, C)."""
+    if getattr(spikes, "ndim", 0) != 3:
+        raise ValueError(
+            f"spike_counts expects spikes of shape (T, B, C), got {getattr(spikes, 'shape', None)}"
+        )
+    return spikes.sum(axis=0)
+
+
+def predict(spikes):
+    """The predicted class of every sample, (B,): the output with the most spikes over the T
+    steps (ties: the first such class, as torch's argmax)."""
+    return spike_counts(spikes).argmax(axis=-1)
+
+
+__all__ = [
+    "ALLOWED_LAYERS",
+    "DEFAULT_ALPHA",
+    "DEFAULT_BETA",
+    "DEFAULT_THRESHOLD",
+    "LIF",
+    "RESETS",
+    "SURROGATES",
+    "SpikingSequential",
+    "check_lif_options",
+    "check_timesteps",
+    "predict",
+    "spike_counts",
+    "state_dict_from_torch",
+]

@@ -1,0 +1,142 @@
+"""SpikingSequential: LIF layers (with MaxPool2d, Flatten, Dropout between them) run over T time
+steps on a static input (direct current coding), time folded into the batch."""
+
+from __future__ import annotations
+
+from ..kernels import backend_of
+from ..layers.containers import Sequential
+from ..layers.dropout import Dropout
+from ..layers.pool import MaxPool2d
+from ..layers.reshape import Flatten
+from .lif import LIF, check_timesteps
+
+#: the layers a SpikingSequential holds: the LIF layers and what may sit between them
+ALLOWED_LAYERS = (LIF, MaxPool2d, Flatten, Dropout)
+
+
+class SpikingSequential(Sequential):
+    """A spiking network: the same static input at each of T steps, the output spikes (T, B, C).
+
+    Forward. The input x (B, ...) is repeated to (T*B, ...) (step t in rows t*B .. t*B+B-1) and
+    walked through the children in order (the containers' walk, so :func:`lfp_ref.trace` records
+    every layer): each :class:`LIF` computes its current for all steps with one call of its
+    Dense/Conv2d and runs the membrane recursion over T; MaxPool2d, Flatten and Dropout act on the
+    (T*B, ...) rows unchanged (a Dropout draws an independent mask at every step, as a torch
+    Dropout called once per step does). The last layer's spikes are returned as (T, B, C).
+    Membranes start at zero in every pass: there is no state between batches.
+
+    MaxPool2d on binary spikes meets ties all the time: the reward (and the gradient) of a window
+    goes to its FIRST maximum in row-major window order, as torch's max_pool2d does.
+
+    Reverse passes. The reward (or gradient) at the output spikes (T, B, C) is unfolded to
+    (T*B, C) rows and walked back through the children; the reward at the input is the sum over
+    the T steps of what each step hands down (the adjoint of the repetition), shape (B, ...).
+    ``lfp.feedback(net, x, y, reward="snn_rate_coded")``, ``lfp.lfp_step``, ``lfp.trace`` and
+    ``lfp.gradients(net, x, y, loss="snn_ce_rate")`` take it as any other model.
+
+    Prediction: the class with the most spikes, :func:`lfp_ref.snn.predict`.
+
+    Parameters
+    ----------
+    *layers : LIF, MaxPool2d, Flatten, Dropout
+        Children "0", "1", ... (parameters "0.current.weight", ...); the last one a LIF.
+    timesteps : int >= 1
+        T, the number of steps the input is presented for (lfprop: 15 to 25).
+    """
+
+    def __init__(self, *layers, timesteps):
+        super().__init__(*layers)
+        for i, layer in enumerate(self.layers):
+            self._check_child(str(i), layer)
+        if not self.layers or not isinstance(self.layers[-1], LIF):
+            last = repr(self.layers[-1]) if self.layers else "nothing"
+            raise ValueError(
+                f"SpikingSequential must end with a LIF layer (its spikes are the output), got "
+                f"{last}"
+            )
+        self.timesteps = timesteps
+
+    @staticmethod
+    def _check_child(name, layer):
+        if not isinstance(layer, ALLOWED_LAYERS):
+            allowed = ", ".join(cls.__name__ for cls in ALLOWED_LAYERS)
+            raise TypeError(
+                f"SpikingSequential item {name} is {layer!r}; it holds {allowed} (wrap a Dense or "
+                "Conv2d in LIF(...): the LIF is the non-linearity)"
+            )
+
+    @property
+    def timesteps(self):
+        """T, the number of time steps; setting it sets every LIF's."""
+        return self._timesteps
+
+    @timesteps.setter
+    def timesteps(self, value):
+        self._timesteps = check_timesteps(value)
+        for layer in self.layers:
+            if isinstance(layer, LIF):
+                layer.timesteps = self._timesteps
+
+    def lif_layers(self):
+        """``(name, LIF)`` for every LIF layer, in order."""
+        return [(name, layer) for name, layer in self.children() if isinstance(layer, LIF)]
+
+    def set_surrogate(self, surrogate, alpha=None):
+        """Set every LIF's surrogate ("atan" or "heaviside") and, when given, ``alpha``."""
+        for _, layer in self.lif_layers():
+            layer.set_surrogate(surrogate, alpha)
+        return self
+
+    def set_child(self, name, layer):
+        self._check_child(name, layer)
+        super().set_child(name, layer)
+        if isinstance(layer, LIF):
+            layer.timesteps = self._timesteps
+
+    # -- the passes ------------------------------------------------------------------------
+
+    def forward(self, x):
+        steps = self._timesteps
+        if getattr(x, "ndim", 0) < 2:
+            raise ValueError(
+                f"SpikingSequential expects a batch of static inputs (B, ...), got shape "
+                f"{getattr(x, 'shape', None)}; it repeats it over the T = {steps} steps itself"
+            )
+        bk = backend_of(x)
+        batch = x.shape[0]
+        folded = bk.empty((steps * batch, *x.shape[1:]), x.dtype)
+        folded.reshape(steps, *x.shape)[...] = x  # (T, B, ...): the same input at every step
+        out = super().forward(folded)  # (T*B, C)
+        self.save((x.shape, steps, out.shape))
+        return out.reshape(steps, batch, *out.shape[1:])  # (T, B, C)
+
+    def _fold(self, value, what):
+        x_shape, steps, out_shape = self.saved()
+        expected = (steps, x_shape[0], *out_shape[1:])
+        if getattr(value, "shape", None) != expected:
+            raise ValueError(
+                f"SpikingSequential: {what} must have the output spikes' shape (T, B, C) = "
+                f"{expected}, got {getattr(value, 'shape', type(value).__name__)}"
+            )
+        return backend_of(value).contiguous(value).reshape(out_shape)  # (T*B, C)
+
+    def _unfold_input(self, value):
+        """The value at the repeated input (T*B, ...) summed over the steps: (B, ...)."""
+        if value is None:
+            return None
+        x_shape, steps, _ = self.saved()
+        return value.reshape(steps, *x_shape).sum(axis=0)
+
+    def feedback(self, reward, rule_for, input_reward=True):
+        value, params = self._reverse(self._fold(reward, "the reward"), rule_for, input_reward)
+        return self._unfold_input(value), params
+
+    def backward(self, grad, input_grad=True):
+        value, params = self._reverse(self._fold(grad, "the gradient"), None, input_grad)
+        return self._unfold_input(value), params
+
+    def __repr__(self):
+        inner = "".join(
+            f"\n  ({n}): {'  '.join(repr(c).splitlines(True))}" for n, c in self.children()
+        )
+        return f"SpikingSequential(timesteps={self._timesteps},{inner}\n)"
