@@ -153,6 +153,7 @@ class Trace:
     rule: str
     reward_name: str
     aliases: dict = field(default_factory=dict)  # other name of a shared parameter -> first
+    batch_size: int = 0  # samples in the batch (the logits of a spiking net are (T, B, C))
 
     def __getitem__(self, name):
         """The record of the layer called ``name`` (``trace["0"]``, ``trace["3.sum"]``)."""
@@ -223,7 +224,7 @@ class Trace:
         loss = "" if self.loss is None else f"; summed cross-entropy {self.loss:.6g}"
         title = (
             f"LFP trace: reward {self.reward_name}, rule {self.rule}, "
-            f"batch {self.logits.shape[0]}{loss}"
+            f"batch {self.batch_size}{loss}"
         )
         notes = [
             "R arriving: sum of the reward at the layer's output; R leaving: sum handed to its "
@@ -282,7 +283,8 @@ class _Recorder:
             if child is None:  # a residual sum: inputs (branch output, shortcut output)
                 rec = LayerRecord(full, "Sum", value_in, out, layer=container)
             else:
-                params = {_join(full, k): v.copy() for k, v in child.own_parameters().items()}
+                # the leaf's own parameters and those of a layer it wraps (a LIF's current)
+                params = {_join(full, k): v.copy() for k, v in child.named_parameters()}
                 kind_name = type(child).__name__
                 rec = LayerRecord(full, kind_name, value_in, out, params=params, layer=child)
             self.records.append(rec)
@@ -349,9 +351,9 @@ def _account(rec, sum_leaving, eps):
         rec.stabilizer_share = float((rec.rho * offset).sum())
     elif isinstance(rec.layer, (LinearLayer, Residual)):
         rec.stabilizer_share = float("nan")  # another rule: not decomposed here
-    bias_name = _join(rec.name, "bias")
-    if bias_name in rec.feedback:
-        rec.bias_share = float((np.sign(rec.params[bias_name]) * rec.feedback[bias_name]).sum())
+    for name in rec.feedback:
+        if name.rsplit(".", 1)[-1] == "bias":  # the layer's bias, or its wrapped layer's
+            rec.bias_share += float((np.sign(rec.params[name]) * rec.feedback[name]).sum())
     if isinstance(rec.layer, NormalizationLayer) and rec.rho is not None:
         rec.normalization_share = _normalization_share(rec)
     stabilizer = 0.0 if np.isnan(rec.stabilizer_share) else rec.stabilizer_share
@@ -432,8 +434,10 @@ def trace(model, x, y=None, reward="softmax_loss", rule=None, eps=DEFAULT_EPS, c
         if root:
             recorder("", None, "", model, "feedback", r, out)
         loss = None
-        if y is not None and logits.ndim == 2 and logits.shape[1] > 1:
-            loss, grad = _losses.cross_entropy(logits, y, reduction="sum")
+        if y is not None and logits.shape[-1] > 1:
+            # the summed cross-entropy; for spikes (T, B, C) its rate-coded form
+            loss_fn = _losses.cross_entropy if logits.ndim == 2 else _losses.snn_ce_rate
+            loss, grad = loss_fn(logits, y, reduction="sum")
             grad = backend_of(logits).contiguous(grad, dtype=logits.dtype)
             out_grad = model.backward(grad)
             if root:
@@ -447,4 +451,5 @@ def trace(model, x, y=None, reward="softmax_loss", rule=None, eps=DEFAULT_EPS, c
         rule_name,
         _rewards.name_of(reward),
         model.parameter_aliases(),
+        x.shape[0],
     )
