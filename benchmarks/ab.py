@@ -1,0 +1,100 @@
+"""Before/after: lfp_ref's own LFP and GD steps in this tree against another checkout.
+
+    python -m benchmarks.ab --baseline /path/to/old/checkout [--rounds 5] [--models ...]
+
+For every benchmark model and dtype, fresh processes of the two trees take turns (A B B A A B
+...), each timing the LFP step and the GD step of the model interleaved as ``benchmarks.run``
+does (blocks of back-to-back steps, the start of each block dropped), so that whatever else the
+machine does hits both trees alike. The result per configuration is the median over the rounds
+of the per-round ratio new / old, with its range; a ratio above 1 means the new tree is slower.
+
+The baseline checkout needs only its sources: it is imported with its root first on PYTHONPATH,
+with this interpreter (for a checkout from before the kernels moved into the package, link
+``lfp_ref/kernels`` to its top-level ``kernels``).
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.run import MODEL_ORDER, thread_env
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+_WORKER = """
+import json, sys
+import numpy as np
+from benchmarks import models
+from benchmarks.run import CLIP, LR, MOMENTUM, _interleaved
+from lfp_ref import engine, optim
+name, dtype, repeats = sys.argv[1], np.dtype(sys.argv[2]), int(sys.argv[3])
+x, y = models.batch(name, dtype=dtype)
+lfp_model, gd_model = models.build(name, dtype), models.build(name, dtype)
+lfp_opt = optim.SGD(lfp_model, lr=LR, momentum=MOMENTUM)
+gd_opt = optim.SGD(gd_model, lr=LR, momentum=MOMENTUM)
+times = _interleaved({
+    "LFP": lambda: engine.lfp_step(lfp_model, lfp_opt, x, y, clip_norm=CLIP),
+    "GD": lambda: engine.gd_step(gd_model, gd_opt, x, y, clip_norm=CLIP),
+}, repeats)
+print(json.dumps({k: v["median"] for k, v in times.items()}))
+"""
+
+
+def run_tree(tree, name, dtype, repeats, threads):
+    env = thread_env(threads)
+    env["PYTHONPATH"] = str(tree)
+    done = subprocess.run(
+        [sys.executable, "-c", _WORKER, name, dtype, str(repeats)],
+        cwd=tree,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{tree}: {name} {dtype} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", required=True, type=Path, help="the other checkout")
+    parser.add_argument("--rounds", type=int, default=5, help="process pairs per configuration")
+    parser.add_argument("--repeats", type=int, default=20, help="timed steps per process")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--models", default=",".join(MODEL_ORDER))
+    parser.add_argument("--dtypes", default="float32,float64")
+    args = parser.parse_args(argv)
+    rows = []
+    print("| model | dtype | step | old ms | new ms | new/old (median, range) |")
+    print("|---|---|---|---|---|---|")
+    for name in args.models.split(","):
+        for dtype in args.dtypes.split(","):
+            old, new = [], []
+            for r in range(args.rounds):
+                order = (args.baseline, ROOT) if r % 2 == 0 else (ROOT, args.baseline)
+                for tree in order:
+                    result = run_tree(tree, name, dtype, args.repeats, args.threads)
+                    (new if tree == ROOT else old).append(result)
+            for step in ("LFP", "GD"):
+                ratios = [n[step] / o[step] for n, o in zip(new, old)]
+                old_ms = 1e3 * float(np.median([o[step] for o in old]))
+                new_ms = 1e3 * float(np.median([n[step] for n in new]))
+                ratio = float(np.median(ratios))
+                rows.append((name, dtype, step, ratio))
+                print(
+                    f"| {name} | {dtype} | {step} | {old_ms:.2f} | {new_ms:.2f} | "
+                    f"{ratio:.3f} ({min(ratios):.3f}-{max(ratios):.3f}) |",
+                    flush=True,
+                )
+    worst = max(rows, key=lambda row: row[3])
+    print(f"\nslowest relative to the baseline: {worst[0]} {worst[1]} {worst[2]} {worst[3]:.3f}")
+
+
+if __name__ == "__main__":
+    main()
