@@ -23,7 +23,7 @@ from .explain.attribution import attribute
 from .explain.trace import Trace, trace
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
-from .train import checkpoint
+from .train import checkpoint, load_run
 from .verify import crosscheck, interop, theory
 
 try:  # the one version number is pyproject's, read from the installed package's metadata
@@ -49,6 +49,7 @@ __all__ = [
     "gd_step",
     "gradients",
     "lfp_step",
+    "load_run",
     "losses",
     "methods",
     "optim",

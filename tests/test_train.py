@@ -1,11 +1,14 @@
 """The training loop: configuration checks, both methods learn, metrics mean what they say,
-bit-identical resume (mid-epoch, at epoch ends, after a crash left extra rows), non-finite
-values stop the run with the epoch, step and layer; the progress bar; the learning-curve plot."""
+bit-identical resume (mid-epoch, at epoch ends, after a crash left extra rows, a kill between
+the two checkpoint writes, stale temporary files; extended to more epochs), non-finite values
+stop the run with the epoch, step and layer and never reach a checkpoint; the warning for z+ /
+alpha-beta on the output layer; the summary line; the progress bar; the learning-curve plot."""
 
 from __future__ import annotations
 
 import io
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -18,6 +21,7 @@ from lfp_ref.train import (
     METRIC_COLUMNS,
     STEP_COLUMNS,
     ConfigError,
+    OutputRuleWarning,
     TrainConfig,
     Trainer,
     TrainingDiverged,
@@ -53,7 +57,7 @@ def image_data(n_train=40, n_test=12, classes=4, seed=0):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (dict(method="sgd"), "method must be one of lfp, gd, got 'sgd'"),
+        (dict(method="sgd"), "method must be one of lfp, gd"),
         (dict(optimizer="rmsprop"), "optimizer must be one of sgd, adam, adamw"),
         (dict(scheduler="cosine"), "scheduler must be one of none, onecycle, steplr"),
         (dict(model="alexnet"), "unknown model 'alexnet'; known: toy, mlp, lenet"),
@@ -111,7 +115,7 @@ def test_overwrite_starts_afresh(tmp_path):
     shorter = TrainConfig(model="toy", data="blobs", epochs=1, keep_checkpoints=True, lr=0.05)
     fit(shorter, out=tmp_path, overwrite=True, **quiet())
     assert sorted(p.name for p in tmp_path.iterdir()) == [
-        "config.json", "epoch-001.npz", "last.npz", "metrics.csv", "steps.csv"
+        "config.json", "epoch-001.npz", "last.npz", "metrics.csv", "metrics.jsonl", "steps.csv"
     ]  # fmt: skip
     assert len(read_csv(tmp_path / "metrics.csv")) == 1
     assert read_run(tmp_path)["config"]["lr"] == 0.05
@@ -225,6 +229,15 @@ def _assert_same_run(a, b):
     for row in rows_a + rows_b:
         row.pop("wall_time")
     assert rows_a == rows_b
+    assert _jsonl(a) == _jsonl(b) and len(_jsonl(a)) == len(read_csv(a / "steps.csv")) + len(rows_a)
+
+
+def _jsonl(run):
+    """metrics.jsonl's records without the clock."""
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for record in records:
+        record.pop("wall_time", None)
+    return records
 
 
 RESUME_CASES = {
@@ -272,6 +285,97 @@ def test_resume_drops_rows_written_after_the_checkpoint(tmp_path):
     _assert_same_run(tmp_path / "straight", tmp_path / "crashed")
 
 
+def test_resume_drops_json_lines_written_after_the_checkpoint(tmp_path):
+    config = TrainConfig(model="toy", data="blobs", epochs=2, batch_size=32, checkpoint_every=3)
+    fit(config, out=tmp_path / "straight", **quiet())
+    fit(config, out=tmp_path / "crashed", max_steps=3, **quiet())
+    with open(tmp_path / "crashed" / "metrics.jsonl", "a") as file:
+        file.write('{"type": "step", "step": 4, "loss": 9.9}\n{"type": "epoch", "epoch": 1}\n{"ty')
+    Trainer.resume(tmp_path / "crashed", **quiet()).run()
+    _assert_same_run(tmp_path / "straight", tmp_path / "crashed")
+
+
+class Killed(BaseException):
+    """A stand-in for SIGKILL at a chosen moment (BaseException: nothing catches it)."""
+
+
+def test_a_kill_between_the_two_checkpoint_writes_loses_no_epoch_file(tmp_path, monkeypatch):
+    """keep_checkpoints writes two files at an epoch end; a process killed after the first
+    must still end up, once resumed, with every epoch-NNN.npz of the uninterrupted run."""
+    config = TrainConfig(model="toy", data="blobs", epochs=2, batch_size=32, keep_checkpoints=True)
+    fit(config, out=tmp_path / "straight", **quiet())
+    real_save, writes = ckpt.save, []
+
+    def save_then_die(path, state):
+        if state["trainer/epoch"] == 1 and state["trainer/batch"] == 0:
+            writes.append(path.name)
+            if len(writes) == 2:
+                raise Killed  # the second of the epoch end's two writes never happens
+        real_save(path, state)
+
+    monkeypatch.setattr(ckpt, "save", save_then_die)
+    with pytest.raises(Killed):
+        fit(config, out=tmp_path / "killed", **quiet())
+    monkeypatch.setattr(ckpt, "save", real_save)
+    Trainer.resume(tmp_path / "killed", **quiet()).run()
+    _assert_same_run(tmp_path / "straight", tmp_path / "killed")
+    for name in ("epoch-001.npz", "epoch-002.npz"):
+        kept, straight = (
+            ckpt.load(tmp_path / "killed" / name),
+            ckpt.load(tmp_path / "straight" / name),
+        )
+        for key, value in straight.items():
+            if key.startswith("model/"):
+                assert kept[key].tobytes() == value.tobytes(), (name, key)
+
+
+def test_resume_writes_a_missing_epoch_file_again(tmp_path):
+    """A run killed by an older lfp_ref between last.npz and epoch-NNN.npz (or a deleted epoch
+    file): resuming at that epoch end writes it from the same state."""
+    config = TrainConfig(model="toy", data="blobs", epochs=2, batch_size=32, keep_checkpoints=True)
+    trainer = fit(config, out=tmp_path, max_steps=1, **quiet())
+    steps = trainer.batches_per_epoch
+    Trainer.resume(tmp_path, **quiet()).run(max_steps=steps)  # stops at the end of epoch 1
+    (tmp_path / "epoch-001.npz").unlink()
+    resumed = Trainer.resume(tmp_path, **quiet())
+    resumed.run()
+    restored = ckpt.load(tmp_path / "epoch-001.npz")
+    assert restored["trainer/epoch"] == 1 and restored["trainer/step"] == steps
+    assert (tmp_path / "epoch-002.npz").exists()
+
+
+def test_resume_and_overwrite_remove_stale_temporary_files(tmp_path):
+    config = TrainConfig(model="toy", data="blobs", epochs=1, batch_size=32)
+    fit(config, out=tmp_path, max_steps=2, **quiet())
+    stale = [".last.npz.tmp-99999", ".metrics.csv.tmp-4242", ".epoch-001.npz.tmp-7"]
+    for name in stale:
+        (tmp_path / name).write_bytes(b"half a checkpoint")
+    (tmp_path / "notes.tmp-1").write_text("not ours")  # not a temporary of atomic_write
+    Trainer.resume(tmp_path, **quiet()).run()
+    assert not any((tmp_path / name).exists() for name in stale)
+    assert (tmp_path / "notes.tmp-1").exists()
+    for name in stale:
+        (tmp_path / name).write_bytes(b"half a checkpoint")
+    fit(config, out=tmp_path, overwrite=True, **quiet())
+    assert not any((tmp_path / name).exists() for name in stale)
+
+
+@pytest.mark.parametrize("scheduler", ["none", "steplr"])
+def test_resume_with_more_epochs_equals_a_run_started_with_them(tmp_path, scheduler):
+    config = TrainConfig(model="lenet", data="images", epochs=3, batch_size=8, scheduler=scheduler,
+                         step_size=1, gamma=0.5, checkpoint_every=2)  # fmt: skip
+    data = image_data()
+    fit(config, data=data, out=tmp_path / "straight", **quiet())
+    shorter = TrainConfig(**{**config.to_dict(), "epochs": 2})
+    fit(shorter, data=data, out=tmp_path / "extended", **quiet())
+    trainer = Trainer.resume(tmp_path / "extended", data=data, epochs=3, **quiet())
+    assert trainer.epoch == 2 and not trainer.done
+    trainer.run()
+    _assert_same_run(tmp_path / "straight", tmp_path / "extended")
+    saved = json.loads((tmp_path / "extended" / "config.json").read_text())
+    assert saved["config"]["epochs"] == 3 and saved["info"]["extended"][0]["from_epochs"] == 2
+
+
 def test_resume_of_a_finished_run_does_nothing(tmp_path):
     config = TrainConfig(model="toy", data="blobs", epochs=1)
     fit(config, out=tmp_path, **quiet())
@@ -304,6 +408,50 @@ def test_resume_rejects_mismatched_shapes(tmp_path):
 
 # --------------------------------------------------------------------------------------------
 # non-finite values
+
+
+def test_a_model_holding_nan_is_not_reported_as_too_large_weights():
+    trainer = Trainer(TrainConfig(model="toy", data="blobs"), **quiet())
+    trainer.model.parameters()["0.weight"][1, 0] = np.nan  # changed outside the optimizer
+    with pytest.raises(TrainingDiverged) as info:
+        trainer.run()
+    message = str(info.value)
+    assert "held non-finite values before this step, in model/0.weight (1 value)" in message
+    assert "too large" not in message and "Lower the learning rate" not in message
+
+
+def test_a_non_finite_buffer_never_reaches_a_checkpoint(tmp_path, monkeypatch):
+    """A step that leaves the weights finite but a buffer (BatchNorm's running variance)
+    infinite: the next checkpoint is refused, and the one on disk stays the last good one."""
+    from lfp_ref import methods
+
+    class Poisoning(methods.LFP):
+        def step(self, model, optimizer, x, y):
+            result = super().step(model, optimizer, x, y)
+            self.calls = getattr(self, "calls", 0) + 1
+            if self.calls == 3:
+                norms = [
+                    layer for _, layer in model.named_layers() if hasattr(layer, "running_var")
+                ]
+                norms[0].running_var[0] = np.inf
+            return result
+
+    methods.register_method("lfp-poisoning", Poisoning)
+    try:
+        config = TrainConfig(model="resnet-small", data="images", method="lfp-poisoning",
+                             batch_size=8, widths=(4, 8), checkpoint_every=2)  # fmt: skip
+        trainer = Trainer(config, data=image_data(), out=tmp_path, **quiet())
+        with pytest.raises(TrainingDiverged) as info:
+            trainer.run()
+    finally:
+        methods.unregister_method("lfp-poisoning")
+    message = str(info.value)
+    assert message.startswith("epoch 1, checkpoint after step 4: not writing ")
+    assert "running_var (1 value)" in message
+    assert f"the last good checkpoint {tmp_path / 'last.npz'} (step 2) is intact" in message
+    state = ckpt.load(tmp_path / "last.npz")
+    assert state["trainer/step"] == 2 and not ckpt.non_finite_entries(state)
+    assert not list(tmp_path.glob(".*tmp*"))
 
 
 def test_non_finite_reward_stops_the_run_and_keeps_the_checkpoint(tmp_path, monkeypatch):
@@ -359,6 +507,56 @@ def test_overflowing_forward_pass_names_the_layer(method):
     assert message.startswith("epoch 1, step 2")
     assert "the first non-finite output comes from layer '" in message
     assert "Lower the learning rate" in message
+
+
+# --------------------------------------------------------------------------------------------
+# rules on the output layer
+
+
+@pytest.mark.parametrize(
+    ("rules_given", "warns"),
+    [
+        (dict(rule="zplus"), True),
+        (dict(rule="alpha2beta1"), True),
+        (dict(rule_for={"Dense": "alphabeta"}), True),
+        (dict(rule_for={"default": "zplus", "4": "epsilon"}), False),
+        (dict(composite="EpsilonPlus"), False),
+        (dict(rule="epsilon"), False),
+        (dict(rule="zplus", method="gd"), False),  # gd places no rules
+    ],
+    ids=[
+        "zplus",
+        "alpha2beta1",
+        "rule_for-alphabeta",
+        "zplus-epsilon-output",
+        "EpsilonPlus",
+        "epsilon",
+        "gd",
+    ],  # fmt: skip
+)
+def test_z_plus_or_alpha_beta_on_the_output_layer_warns(rules_given, warns):
+    config = TrainConfig(model="toy", data="swirls", **rules_given)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        Trainer(config, **quiet())
+    found = [w for w in caught if issubclass(w.category, OutputRuleWarning)]
+    assert len(found) == int(warns)
+    if warns:
+        text = str(found[0].message)
+        assert text.startswith("the output layer '4' (Dense(16, 3)) gets the rule ")
+        assert "--rule-for 4=epsilon" in text and "below chance" in text
+
+
+def test_the_summary_line_names_each_accuracy():
+    row = dict(epoch=1, step=38, lr=0.02, train_loss=0.9573, train_reward=-0.0094,
+               running_acc=0.421, train_acc=0.8073, test_loss=0.7058, test_acc=0.6267,
+               sparsity=0.0, wall_time=0.31)  # fmt: skip
+    from lfp_ref.train import summary_line
+
+    assert summary_line(row, 3) == (
+        "epoch 1/3: running: loss 0.9573 reward -0.0094 acc 0.4210 | eval: train acc 0.8073, "
+        "test acc 0.6267, test loss 0.7058 | sparsity 0.0000 | lr 0.02 | 0.3 s"
+    )
 
 
 # --------------------------------------------------------------------------------------------

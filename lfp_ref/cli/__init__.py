@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # subcommand module names, in the order ``lfp-ref --help`` lists them
-SUBCOMMANDS = ("train", "eval", "compare", "crosscheck", "verify", "explain")
+SUBCOMMANDS = ("train", "eval", "compare", "export", "crosscheck", "verify", "explain")
 
 
 class CLIError(Exception):
@@ -27,9 +27,30 @@ def one_line_errors(parser):
     return parser
 
 
+def version_text():
+    """``lfp-ref X.Y.Z (Python ..., NumPy ..., Numba ...)``, read from the installed packages'
+    metadata (nothing heavy is imported)."""
+    import platform
+    from importlib import metadata
+
+    def version(name, fallback="not installed"):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return fallback
+
+    return (
+        f"lfp-ref {version('lfp_ref', '0+unknown')} (Python {platform.python_version()}, "
+        f"NumPy {version('numpy')}, Numba {version('numba')})"
+    )
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="lfp-ref", description="Layer-wise Feedback Propagation, the reference implementation."
+    )
+    parser.add_argument(
+        "--version", action="version", version=version_text(), help="print the version and exit"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
@@ -49,6 +70,10 @@ def main(argv=None):
         return int(args.func(args) or 0)
     except CLIError as err:
         print(f"lfp-ref {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:  # a read-only or full file system, a missing permission
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"lfp-ref {args.command}: error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"lfp-ref {args.command}: interrupted", file=sys.stderr)

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from . import CLIError
+from .train import folder_path
 
 FIGURE_NAME = "learning_curves.png"
 
@@ -21,9 +22,13 @@ def add_parser(subparsers):
             "loss and accuracy over epochs) next to the runs or into --out."
         ),
     )
-    parser.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="run folders")
-    parser.add_argument("--out", type=Path, help="folder for the PNG (default: the runs' parent)")
-    parser.add_argument("--no-plot", action="store_true", help="print the table only")
+    parser.add_argument("runs", type=folder_path, nargs="+", metavar="RUN", help="run folders")
+    parser.add_argument(
+        "--out", type=folder_path, help="folder for the PNG (default: the runs' common parent)"
+    )
+    parser.add_argument(
+        "--no-plot", action="store_true", help="print the table only (default: off)"
+    )
     parser.set_defaults(func=run)
     return parser
 

@@ -6,10 +6,8 @@ The run is rebuilt from its config.json: a user model factory or data loader
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from . import CLIError
-from .train import data_error_line, importable_cwd
+from .train import data_error_line, folder_path, importable_cwd
 
 
 def add_parser(subparsers):
@@ -23,15 +21,20 @@ def add_parser(subparsers):
             "folder."
         ),
     )
-    parser.add_argument("run_dir", type=Path, metavar="RUN", help="run folder")
+    parser.add_argument("run_dir", type=folder_path, metavar="RUN", help="run folder")
     parser.add_argument(
-        "--checkpoint", type=Path, help="checkpoint file (default RUN/last.npz; e.g. epoch-002.npz)"
+        "--checkpoint",
+        type=folder_path,
+        help="checkpoint file (default: RUN/last.npz; e.g. RUN/epoch-002.npz)",
     )
     parser.add_argument(
         "--split", choices=("test", "train"), default="test", help="which split (default test)"
     )
     parser.add_argument(
-        "--data-root", help="folder holding the dataset files, if they moved (named datasets)"
+        "--data-root",
+        type=folder_path,
+        help="folder holding the dataset files, if they moved (named datasets; default: the "
+        "run's own data_root, else LFP_REF_DATA or the user cache)",
     )
     parser.set_defaults(func=run)
     return parser

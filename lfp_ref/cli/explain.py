@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from . import CLIError
+from .train import folder_path, nonnegative_int, positive_int
 
 MODELS = ("tiny", "toy", "lenet")
 # model -> (dataset, keyword arguments of lfp_ref.data.load)
@@ -83,9 +84,13 @@ def add_parser(subparsers):
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--model", choices=MODELS, default="tiny", help="network to trace")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the batch")
-    parser.add_argument("--out", default="lfp-explain", help="folder for the PNGs")
-    parser.add_argument("--batch-size", type=int, default=8, help="samples in the batch")
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="seed of the weights and the batch (>= 0)"
+    )
+    parser.add_argument(
+        "--out", type=folder_path, default=Path("lfp-explain"), help="folder for the PNGs"
+    )
+    parser.add_argument("--batch-size", type=positive_int, default=8, help="samples in the batch")
     parser.add_argument("--lr", type=float, default=0.1, help="SGD learning rate of the step")
     parser.add_argument("--eps", type=float, default=1e-6, help="stabiliser of LFP-epsilon")
     parser.add_argument("--no-plots", action="store_true", help="print the trace only")
@@ -100,8 +105,6 @@ def run(args):
     from ..losses import cross_entropy
     from ..optim import SGD
 
-    if args.batch_size < 1:
-        raise CLIError(f"--batch-size must be at least 1, got {args.batch_size}")
     if not (args.lr > 0 and np.isfinite(args.lr)):
         raise CLIError(f"--lr must be a positive number, got {args.lr}")
     if not (args.eps >= 0 and np.isfinite(args.eps)):
@@ -131,12 +134,23 @@ def run(args):
     if args.no_plots:
         return 0
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     title = f"lfp-ref explain --model {args.model} --seed {args.seed}: " + explain_plots._title(t)
-    if explain_plots.is_dense_chain(t):
-        picture = explain_plots.plot_network(t, out / "network.png", lr=args.lr, title=title)
-    else:
-        picture = explain_plots.plot_layer_summaries(t, out / "layers.png", lr=args.lr, title=title)
-    bars = explain_plots.plot_conservation(t, out / "conservation.png", title=title)
+    try:
+        if out.exists() and not out.is_dir():
+            raise CLIError(f"--out {out} is a file; give a folder for the PNGs")
+        out.mkdir(parents=True, exist_ok=True)
+        if explain_plots.is_dense_chain(t):
+            picture = explain_plots.plot_network(t, out / "network.png", lr=args.lr, title=title)
+        else:
+            picture = explain_plots.plot_layer_summaries(
+                t, out / "layers.png", lr=args.lr, title=title
+            )
+        bars = explain_plots.plot_conservation(t, out / "conservation.png", title=title)
+    except OSError as exc:
+        where = exc.filename or out
+        raise CLIError(
+            f"cannot write the PNGs to {where} ({exc.strerror or exc}); pass --out with a "
+            "folder you can write, or --no-plots"
+        ) from None
     print(f"wrote {picture} and {bars}")
     return 0

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from .train import nonnegative_int
+
 
 def add_parser(subparsers):
     parser = subparsers.add_parser(
@@ -31,7 +33,9 @@ def add_parser(subparsers):
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random networks")
+    parser.add_argument(
+        "--seed", type=nonnegative_int, default=0, help="seed of the random networks (>= 0)"
+    )
     parser.add_argument(
         "--format", choices=("plain", "markdown"), default="plain", help="table style"
     )

@@ -17,7 +17,9 @@ Modules, along the seams:
   are defined there), :func:`read_run`, :func:`comparison_table`;
 - :mod:`~lfp_ref.train.checkpoint`: the whole training state in one ``.npz``, written
   atomically; :mod:`~lfp_ref.train.progress`: the progress bar; :mod:`~lfp_ref.train.plots`:
-  learning curves.
+  learning curves;
+- :mod:`~lfp_ref.train.load`: :func:`load_run`, the trained model of a run folder without its
+  dataset.
 
 A resumed run repeats the uninterrupted one bit for bit (see :mod:`lfp_ref.train.trainer`).
 """
@@ -26,9 +28,11 @@ from __future__ import annotations
 
 from ..methods import METHODS
 from .config import DTYPES, OPTIMIZERS, SCHEDULERS, ConfigError, TrainConfig, resolve_rule
+from .load import LoadedRun, load_run
 from .progress import Progress
 from .runlog import (
     CONFIG_FILE,
+    JSONL_FILE,
     LAST_CHECKPOINT,
     METRIC_COLUMNS,
     METRICS_FILE,
@@ -42,6 +46,7 @@ from .runlog import (
 )
 from .trainer import (
     EVAL_BATCH_SIZE,
+    OutputRuleWarning,
     Trainer,
     TrainingDiverged,
     build_model,
@@ -57,11 +62,14 @@ __all__ = [
     "ConfigError",
     "DTYPES",
     "EVAL_BATCH_SIZE",
+    "JSONL_FILE",
     "LAST_CHECKPOINT",
+    "LoadedRun",
     "METHODS",
     "METRICS_FILE",
     "METRIC_COLUMNS",
     "OPTIMIZERS",
+    "OutputRuleWarning",
     "Progress",
     "SCHEDULERS",
     "STEPS_FILE",
@@ -76,6 +84,7 @@ __all__ = [
     "fit",
     "limit",
     "load_data",
+    "load_run",
     "read_csv",
     "read_run",
     "resolve_rule",

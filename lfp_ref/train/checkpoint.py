@@ -17,13 +17,20 @@ A checkpoint is a flat dict of arrays, stored with ``np.savez`` (read back with
 
 Writing is atomic: the file is written to a temporary name in the same folder, flushed and
 fsynced, then renamed over the target with ``os.replace`` (and the folder fsynced). A process
-killed at any moment leaves either the old checkpoint or the new one, never a torn file.
+killed at any moment leaves either the old checkpoint or the new one, never a torn file; the
+temporary file it may leave (``.NAME.tmp-PID``) is removed by :func:`remove_temporaries`, which
+the trainer calls whenever it opens a run folder.
+
+Checkpoints hold finite numbers only: :func:`save` refuses a state whose parameters, buffers or
+optimizer state hold NaN or inf, and :func:`restore` refuses to load one, so "the last
+checkpoint" of a run that stopped on non-finite values is always a good one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import zipfile
 from pathlib import Path
 
@@ -35,6 +42,17 @@ _PREFIXES = ("model/", "optimizer/", "scheduler/", "rng/", "method/", "trainer/"
 
 class CheckpointError(ValueError):
     """A checkpoint that is missing, unreadable, or does not fit the model / optimizer."""
+
+
+class NonFiniteStateError(CheckpointError, FloatingPointError):
+    """A training state with NaN or inf in its parameters, buffers or optimizer state: it is
+    never written as a checkpoint, and never loaded from one."""
+
+
+#: the sections whose floating-point entries must be finite
+_FINITE_PREFIXES = ("model/", "optimizer/", "method/")
+#: the temporary files of :func:`atomic_write`: ``.NAME.tmp-PID``
+_TEMPORARY = re.compile(r"^\..+\.tmp-\d+$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -55,12 +73,33 @@ def _fsync_directory(directory):
         os.close(fd)
 
 
+def temporary_name(path):
+    """The temporary file :func:`atomic_write` writes before renaming it onto ``path``."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def remove_temporaries(folder):
+    """Remove the temporary files (``.NAME.tmp-PID``) that writers killed in the middle of
+    :func:`atomic_write` left in ``folder`` (a run folder is written by one process at a time).
+    Returns the names removed."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.iterdir()):
+        if _TEMPORARY.match(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
 def atomic_write(path, write):
     """Call ``write(file)`` on a temporary file next to ``path``, fsync it, and rename it onto
     ``path``. On any error (or interrupt) the temporary file is removed and ``path`` is
     untouched."""
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temporary_name(path)
     try:
         with open(tmp, "wb") as file:
             write(file)
@@ -73,11 +112,44 @@ def atomic_write(path, write):
     _fsync_directory(path.parent)
 
 
+def non_finite_entries(state):
+    """``{key: number of NaN/inf entries}`` of the floating-point entries of ``state`` under
+    ``model/``, ``optimizer/`` and ``method/`` (empty when the state is finite)."""
+    bad = {}
+    for key, value in state.items():
+        if not key.startswith(_FINITE_PREFIXES):
+            continue
+        array = np.asarray(value)
+        if array.dtype.kind in "fc":
+            count = array.size - int(np.count_nonzero(np.isfinite(array)))
+            if count:
+                bad[key] = count
+    return bad
+
+
+def describe_non_finite(bad, limit=3):
+    """``model/0.weight (12 values), ...`` for :func:`non_finite_entries`' result."""
+    names = [f"{key} ({count} value{'s' * (count != 1)})" for key, count in bad.items()]
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
 def save(path, state):
     """Write ``state`` (a flat dict of arrays, scalars and strings) atomically as an ``.npz``.
 
     Scalars and strings become 0-d arrays; :func:`load` gives them back as Python values.
+
+    Raises
+    ------
+    NonFiniteStateError
+        The parameters, buffers, optimizer or method state hold NaN or inf (nothing is
+        written: a checkpoint is always a state training can continue from).
     """
+    bad = non_finite_entries(state)
+    if bad:
+        raise NonFiniteStateError(
+            f"not writing {path}: the state holds non-finite values in {describe_non_finite(bad)}"
+        )
     arrays = {"format": np.array(FORMAT)}
     for key, value in state.items():
         if key == "format":
@@ -167,6 +239,13 @@ def restore(state, model, optimizer, scheduler=None, where="the checkpoint", met
     unknown = sorted({k.split("/", 1)[0] + "/" for k in state} - set(_PREFIXES))
     if unknown:
         raise CheckpointError(f"{where} has unknown sections {unknown}")
+    bad = non_finite_entries(state)
+    if bad:
+        raise NonFiniteStateError(
+            f"{where} holds non-finite values in {describe_non_finite(bad)}; lfp_ref does not "
+            "write such checkpoints (it was modified, or written by an older lfp_ref): use an "
+            "earlier checkpoint (epoch-NNN.npz) or start the run afresh"
+        )
     try:
         model.load_state_dict(_section(state, "model/"))
     except ValueError as exc:

@@ -163,6 +163,36 @@ class TrainConfig:
         out["widths"] = list(self.widths) if self.widths is not None else None
         return out
 
+    def to_toml(self):
+        """The config as TOML, one ``field = value`` line per field, in field order; what
+        :meth:`from_toml` (and ``lfp-ref train --config FILE``) reads back to an equal config.
+
+        ``clip = 0`` stands for no clipping (TOML has no null, as ``--clip 0``); other unset
+        fields (None) are written as comments and read back as unset.
+        """
+        lines = [
+            "# lfp_ref TrainConfig: lfp-ref train --config FILE, or "
+            "lfp_ref.train.TrainConfig.from_toml(text)"
+        ]
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "widths" and value is not None:
+                value = list(value)
+            if value is None and f.name == "clip":
+                lines.append("clip = 0  # no clipping")
+            elif value is None:
+                lines.append(f"# {f.name} is not set")
+            else:
+                lines.append(f"{f.name} = {_toml_value(value, f.name)}")
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_toml(cls, text, source="the TOML text"):
+        """The config in TOML ``text`` (unvalidated: call :meth:`validated`); the keys are the
+        field names, ``clip = 0`` means no clipping. Unknown keys and TOML syntax errors are a
+        :class:`ConfigError` naming ``source``."""
+        return cls(**toml_values(text, source))
+
     @classmethod
     def from_dict(cls, values):
         """The config from :meth:`to_dict` (or ``config.json``); unknown keys are an error,
@@ -174,6 +204,76 @@ class TrainConfig:
                 f"unknown configuration keys {unknown}; known: {', '.join(sorted(names))}"
             )
         return cls(**values).validated()
+
+
+# --------------------------------------------------------------------------------------------
+# TOML
+
+
+def _tomllib():
+    try:
+        import tomllib  # Python >= 3.11
+    except ImportError:
+        try:
+            import tomli as tomllib  # Python 3.10: the same parser, as a package
+        except ImportError:
+            raise ConfigError(
+                "reading TOML on Python 3.10 needs the tomli package: pip install tomli"
+            ) from None
+    return tomllib
+
+
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _toml_key(key):
+    return key if _BARE_KEY.match(key) else json.dumps(key)
+
+
+def _toml_value(value, where):
+    """TOML for a JSON-like value: inline tables and arrays, JSON's string escapes (valid in
+    TOML basic strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        if not math.isfinite(value):
+            return ("-inf" if value < 0 else "inf") if math.isinf(value) else "nan"
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value).replace("\x7f", "\\u007f")
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v, where) for v in value) + "]"
+    if isinstance(value, dict):
+        items = [
+            f"{_toml_key(str(k))} = {_toml_value(v, f'{where}.{k}')}" for k, v in value.items()
+        ]
+        return "{" + ", ".join(items) + "}"
+    if value is None:
+        raise ConfigError(f"{where} is None, which TOML cannot hold; leave the key out instead")
+    raise ConfigError(f"{where} = {value!r} has no TOML form (numbers, strings, lists, dicts)")
+
+
+def toml_values(text, source="the TOML text"):
+    """The TrainConfig fields in TOML ``text`` as a dict (``clip = 0`` becomes None); unknown
+    keys and syntax errors are a :class:`ConfigError` naming ``source``."""
+    tomllib = _tomllib()
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    names = [f.name for f in dataclasses.fields(TrainConfig)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown keys {unknown}; a config file holds TrainConfig fields: "
+            f"{', '.join(names)}"
+        )
+    if values.get("clip") == 0:
+        values["clip"] = None
+    return values
 
 
 # --------------------------------------------------------------------------------------------
@@ -399,4 +499,5 @@ __all__ = [
     "import_factory",
     "is_factory",
     "resolve_rule",
+    "toml_values",
 ]

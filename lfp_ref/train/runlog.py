@@ -1,7 +1,15 @@
 """A run folder's files and what reads them: ``config.json``, the per-epoch ``metrics.csv`` and
 per-step ``steps.csv`` (append-only, every float written as its shortest round-trip text, so
-the csv keeps every bit), :func:`read_run` for tables and plots, :func:`comparison_table` and
-the per-epoch :func:`summary_line`.
+the csv keeps every bit), the same rows as JSON lines in ``metrics.jsonl`` (one object per step,
+``{"type": "step", ...}``, and per epoch, ``{"type": "epoch", ...}``, in the order they
+happened), :func:`read_run` for tables and plots, :func:`comparison_table` and the per-epoch
+:func:`summary_line`.
+
+``config.json`` holds ``{"config": TrainConfig.to_dict(), "info": {...}}``; the info records the
+data (name, source, sizes, ``num_classes``, ``input_shape``), the model's parameter count, and
+the environment of the run's start (:func:`run_environment`: Python, NumPy and Numba versions,
+numba threads, the git commit of the lfp_ref checkout when it is one, the command line, the
+start time).
 
 Metrics, per epoch (``metrics.csv``; wall_time is the only column that is not reproducible):
 
@@ -29,8 +37,13 @@ used, and the test accuracy/loss at steps where ``eval_every`` asks for an evalu
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import os
+import platform
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +54,7 @@ from .config import ConfigError
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.csv"
 STEPS_FILE = "steps.csv"
+JSONL_FILE = "metrics.jsonl"
 LAST_CHECKPOINT = "last.npz"
 
 METRIC_COLUMNS = (
@@ -82,10 +96,19 @@ def _parse(text):
         return float(text)
 
 
-def read_csv(path):
-    """Rows of a metrics/steps csv as dicts (ints, floats, None for empty cells)."""
+def read_csv(path, columns=None):
+    """Rows of a metrics/steps csv as dicts (ints, floats, None for empty cells).
+
+    With ``columns``, the header must be exactly these columns (a ConfigError otherwise)."""
     with open(path, newline="") as file:
-        return [{k: _parse(v) for k, v in row.items()} for row in csv.DictReader(file)]
+        reader = csv.DictReader(file)
+        if columns is not None and tuple(reader.fieldnames or ()) != tuple(columns):
+            raise ConfigError(
+                f"{path} is not an lfp_ref {Path(path).name}: its header is "
+                f"{','.join(reader.fieldnames or ()) or '(empty)'!r}, expected "
+                f"{','.join(columns)!r}"
+            )
+        return [{k: _parse(v) for k, v in row.items()} for row in reader]
 
 
 def truncate_csv(path, key, last, columns):
@@ -109,6 +132,55 @@ def truncate_csv(path, key, last, columns):
         if value <= last:
             keep.append(line)
     ckpt.atomic_write(path, lambda file: file.write("".join(keep).encode()))
+
+
+def truncate_jsonl(path, last_epoch, last_step):
+    """Keep the JSON lines the checkpoint has seen: step objects with ``step <= last_step``,
+    epoch objects with ``epoch <= last_epoch``; a torn or garbled line is dropped."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_text().splitlines(keepends=True):
+        if not line.endswith("\n"):
+            break
+        try:
+            record = json.loads(line)
+            kind = record["type"]
+            seen = record["step"] <= last_step if kind == "step" else record["epoch"] <= last_epoch
+        except (ValueError, KeyError, TypeError):
+            continue
+        if seen:
+            keep.append(line)
+    ckpt.atomic_write(path, lambda file: file.write("".join(keep).encode()))
+
+
+def _json_value(value):
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return int(value)
+    if value is None:
+        return None
+    value = float(value)
+    return value if np.isfinite(value) else None  # JSON has no NaN or inf
+
+
+class JsonlLog:
+    """Append-only JSON lines, one object per record (``{"type": kind, **row}``); floats are
+    written as their shortest round-trip text, as in the csv files."""
+
+    def __init__(self, path):
+        self.file = open(path, "a")
+
+    def write(self, kind, row, columns):
+        record = {"type": kind, **{c: _json_value(row.get(c)) for c in columns}}
+        self.file.write(json.dumps(record, allow_nan=False) + "\n")
+
+    def sync(self):
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+    def close(self):
+        if not self.file.closed:
+            self.file.close()
 
 
 class CsvLog:
@@ -138,6 +210,61 @@ class CsvLog:
 # run folders
 
 
+def _version(distribution):
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def git_commit(timeout=5.0):
+    """``(commit, dirty)`` of the git checkout lfp_ref is imported from, or None when it is not
+    one (an installed package, no git, git too slow)."""
+    checkout = Path(__file__).resolve().parents[2]
+    if not (checkout / ".git").exists():
+        return None
+
+    def git(*args):
+        return subprocess.run(
+            ["git", "-C", str(checkout), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+        ).stdout.strip()
+
+    try:
+        if Path(git("rev-parse", "--show-toplevel")).resolve() != checkout:
+            return None
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit, dirty
+
+
+def run_environment(argv=None):
+    """What ``config.json``'s info records about where and how a run started: Python, NumPy
+    and Numba versions, the git commit of the lfp_ref checkout (``git_commit`` and
+    ``git_dirty``, absent when lfp_ref is not imported from a git checkout), the command line
+    and the start time (ISO 8601, local time with its UTC offset)."""
+    argv = sys.argv if argv is None else argv
+    info = {
+        "python_version": platform.python_version(),
+        "numpy_version": np.__version__,
+        "numba_version": _version("numba"),
+        "lfp_ref_version": _version("lfp_ref") or "0+unknown",
+        "command_line": shlex.join(str(arg) for arg in argv),
+        "started_at": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
+    commit = git_commit()
+    if commit is not None:
+        info["git_commit"], info["git_dirty"] = commit
+    return info
+
+
 def write_config(out, config, info):
     """Write ``out/config.json`` (``{"config": config.to_dict(), "info": info}``) atomically."""
     text = json.dumps({"config": config.to_dict(), "info": info}, indent=2) + "\n"
@@ -164,12 +291,17 @@ def read_run(out):
     out = Path(out)
     saved = read_config_file(out)
     run = {"path": out, "config": saved["config"], "info": saved.get("info", {})}
-    for key, name in (("metrics", METRICS_FILE), ("steps", STEPS_FILE)):
+    for key, name, columns in (
+        ("metrics", METRICS_FILE, METRIC_COLUMNS),
+        ("steps", STEPS_FILE, STEP_COLUMNS),
+    ):
         path = out / name
         try:
-            run[key] = read_csv(path) if path.exists() else []
-        except (ValueError, csv.Error) as exc:
-            raise ConfigError(f"{path} is not a metrics csv ({exc})") from None
+            run[key] = read_csv(path, columns) if path.exists() else []
+        except (ValueError, csv.Error, UnicodeDecodeError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"{path} is not an lfp_ref {name} ({exc})") from None
     return run
 
 
@@ -179,12 +311,15 @@ def summary_line(row, epochs):
     def num(value, fmt):
         return "-" if value is None else format(value, fmt)
 
+    # "running" values are means over the epoch's training batches (before each update, dropout
+    # on), the others the evaluation after the epoch (eval mode): every accuracy says which
     return (
-        f"epoch {row['epoch']}/{epochs}: train loss {num(row['train_loss'], '.4f')} "
-        f"reward {num(row['train_reward'], '.4g')} acc {num(row['train_acc'], '.4f')} "
-        f"(running {num(row['running_acc'], '.4f')}) | test loss {num(row['test_loss'], '.4f')} "
-        f"acc {num(row['test_acc'], '.4f')} | sparsity {num(row['sparsity'], '.4f')} | "
-        f"lr {num(row['lr'], '.4g')} | {num(row['wall_time'], '.1f')} s"
+        f"epoch {row['epoch']}/{epochs}: running: loss {num(row['train_loss'], '.4f')} "
+        f"reward {num(row['train_reward'], '.4g')} acc {num(row['running_acc'], '.4f')} | "
+        f"eval: train acc {num(row['train_acc'], '.4f')}, test acc "
+        f"{num(row['test_acc'], '.4f')}, test loss {num(row['test_loss'], '.4f')} | "
+        f"sparsity {num(row['sparsity'], '.4f')} | lr {num(row['lr'], '.4g')} | "
+        f"{num(row['wall_time'], '.1f')} s"
     )
 
 
@@ -231,11 +366,16 @@ __all__ = [
     "STEP_COLUMNS",
     "TIMING_COLUMNS",
     "CsvLog",
+    "JSONL_FILE",
+    "JsonlLog",
     "comparison_table",
+    "git_commit",
     "read_config_file",
     "read_csv",
     "read_run",
+    "run_environment",
     "summary_line",
     "truncate_csv",
+    "truncate_jsonl",
     "write_config",
 ]

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -30,15 +32,17 @@ import numpy as np
 from .. import data as _data
 from .. import losses as _losses
 from .. import methods as _methods
+from .. import rules as _rules
 from .. import zoo
 from ..engine import forward
-from ..layers.base import Layer
+from ..layers.base import Layer, WeightedLayer
 from ..optim import SGD, Adam, AdamW, OneCycleLR, StepLR
 from . import checkpoint as ckpt
 from . import runlog
 from .config import ConfigError, TrainConfig, import_factory, is_factory
 from .progress import Progress
 from .runlog import (
+    JSONL_FILE,
     LAST_CHECKPOINT,
     METRIC_COLUMNS,
     METRICS_FILE,
@@ -53,6 +57,14 @@ EVAL_BATCH_SIZE = 1000
 
 class TrainingDiverged(FloatingPointError):
     """Non-finite reward, feedback, logits or weights stopped the run."""
+
+
+class OutputRuleWarning(UserWarning):
+    """The output layer gets a rule (z+, alpha-beta) that LFP does not train well with."""
+
+
+#: the rules that make LFP train badly on the output layer (they divide by z+ >= 0)
+OUTPUT_RULES_TO_AVOID = (_rules.ZPlus, _rules.AlphaBeta)
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,7 +175,61 @@ def build_model(config, dataset):
             f"model factory {config.model!r} built {model.dtype} parameters but the config's "
             f"dtype is {dtype}; build the layers with dtype=dtype"
         )
+    bad = ckpt.non_finite_entries({f"model/{k}": v for k, v in model.state_dict().items()})
+    if bad:
+        raise ConfigError(
+            f"model factory {config.model!r} built non-finite values (NaN or inf) in "
+            f"{ckpt.describe_non_finite(bad)}; initialise every parameter and buffer finitely"
+        )
     return model
+
+
+def check_finite_data(dataset):
+    """A :class:`ConfigError` naming the split and the first sample when the inputs of
+    ``dataset`` hold NaN or inf (training on them can only diverge)."""
+    for split in ("x_train", "x_test"):
+        x = np.asarray(getattr(dataset, split))
+        if x.dtype.kind not in "fc" or x.size == 0:
+            continue
+        finite = np.isfinite(x.reshape(len(x), -1)).all(axis=1)  # (N,)
+        if not finite.all():
+            first = int(np.argmin(finite))
+            raise ConfigError(
+                f"dataset {dataset.name!r}: {split} holds non-finite values (NaN or inf) in "
+                f"{int(np.count_nonzero(~finite))} of {len(x)} samples, the first at index "
+                f"{first}; fix the data or its loader"
+            )
+
+
+def output_rule_warning(model, rule_for, config=None):
+    """The warning text when ``rule_for`` (a method's resolved ``rule_for(layer) -> Rule``)
+    gives the model's last weighted layer z+ or alpha-beta, else None.
+
+    z+ and alpha-beta divide the reward by ``z+ >= 0`` (the positive part of the layer's
+    output), so on the output layer a negative logit's update points the wrong way: training
+    then tends to stay below chance (test accuracy 0.08-0.20 measured on the 3-class swirls).
+    """
+    last = None
+    for name, layer in model.named_layers():
+        if isinstance(layer, WeightedLayer):
+            last = (name, layer)
+    if last is None:
+        return None
+    name, layer = last
+    rule = rule_for(layer)
+    if not isinstance(rule, OUTPUT_RULES_TO_AVOID):
+        return None
+    rule_name = "alpha2beta1" if isinstance(rule, _rules.AlphaBeta) else "zplus"
+    if config is not None and isinstance(config.rule, str):
+        rule_name = config.rule
+    return (
+        f"the output layer {name!r} ({layer!r}) gets the rule {rule!r}: z+ and alpha-beta "
+        "divide the reward by z+ >= 0, so a negative logit's update points the wrong way and "
+        "training tends to run below chance (test accuracy 0.08-0.20 on the 3-class swirls); keep "
+        f"epsilon on the output layer: rule_for={{'default': '{rule_name}', '{name}': 'epsilon'}} "
+        f"(lfp-ref train --rule-for default={rule_name} --rule-for {name}=epsilon) or a "
+        "composite such as EpsilonPlus"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,12 +291,6 @@ def _threads():
     return int(numba.get_num_threads())
 
 
-def _lfp_ref_version():
-    from .. import __version__
-
-    return __version__
-
-
 # --------------------------------------------------------------------------------------------
 # the trainer
 
@@ -254,6 +314,9 @@ class Trainer:
         Allow starting a fresh run in a folder that already holds one.
     download : bool
         Download a missing named dataset.
+    warn_rules : bool
+        Warn (:class:`OutputRuleWarning`) when the method puts z+ or alpha-beta on the output
+        layer, where LFP trains badly (see :func:`output_rule_warning`).
 
     Build with :meth:`resume` to continue a run from its last checkpoint.
     """
@@ -269,10 +332,13 @@ class Trainer:
         stream=None,
         overwrite=False,
         download=False,
+        warn_rules=True,
         _resuming=False,
     ):
         self.config = config = config.validated()
         self.out = Path(out) if out is not None else None
+        if self.out is not None and self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"the output folder {self.out} is a file; choose a folder")
         if self.out is not None and not _resuming and not overwrite:
             if (self.out / LAST_CHECKPOINT).exists() or (self.out / METRICS_FILE).exists():
                 raise ConfigError(
@@ -294,6 +360,7 @@ class Trainer:
         dtype = np.dtype(config.dtype)
         if len(dataset.y_train) == 0:
             raise ConfigError(f"dataset {dataset.name!r} has no training samples")
+        check_finite_data(dataset)
         self.dataset = dataset
         self.x_train = np.ascontiguousarray(dataset.x_train, dtype=dtype)
         self.y_train = dataset.y_train
@@ -310,6 +377,12 @@ class Trainer:
             raise ConfigError(
                 f"method {config.method!r} with model {config.model!r}: {message}"
             ) from exc
+        # a method that places LFP rules on the layers exposes its resolver as ``rule_for``
+        resolver = getattr(self.method, "rule_for", None)
+        if warn_rules and callable(resolver):
+            message = output_rule_warning(self.model, resolver, config)
+            if message is not None:
+                warnings.warn(message, OutputRuleWarning, stacklevel=2)
         self.progress = progress
         self.stream = stream
         self.log = log
@@ -318,9 +391,10 @@ class Trainer:
         self.epoch, self.batch, self.step = 0, 0, 0
         self._reset_sums()
         self.last_checkpoint = None  # (path, step) of the newest checkpoint written or loaded
-        self._metrics_log = self._steps_log = None
+        self._metrics_log = self._steps_log = self._jsonl_log = None
         self.saved_info = {}
         self._fresh = not _resuming
+        self._extended_from = None  # the epochs of a finished run that resume() extends
 
     # -- construction ------------------------------------------------------------------------
 
@@ -355,16 +429,24 @@ class Trainer:
         log=print,
         stream=None,
         download=False,
+        epochs=None,
+        warn_rules=False,
     ):
         """The run in folder ``out``, rebuilt from its ``config.json`` and restored from
         ``checkpoint`` (default ``out/last.npz``; a run stopped before its first checkpoint is
         at its start). Nothing in the folder changes; see :meth:`resume` to continue it.
+        ``epochs``: see :meth:`resume`; ``warn_rules``: see :class:`Trainer` (off: opening a
+        run to evaluate it says nothing about how it trains).
 
         A model factory or data loader named in config.json is imported again: its module must
         be importable (installed, or its folder on PYTHONPATH)."""
         out = Path(out)
         saved = runlog.read_config_file(out)
         config = TrainConfig.from_dict(saved["config"])
+        extended_from = None
+        if epochs is not None and epochs != config.epochs:
+            extended_from = config.epochs
+            config = _extended(config, epochs, out)
         trainer = cls(
             config,
             data=data,
@@ -373,21 +455,39 @@ class Trainer:
             log=log,
             stream=stream,
             download=download,
+            warn_rules=warn_rules,
             _resuming=True,
         )
         trainer.saved_info = saved.get("info", {})
+        trainer._extended_from = extended_from
         path = Path(checkpoint) if checkpoint is not None else out / LAST_CHECKPOINT
         if checkpoint is not None or path.exists():
             trainer.load_checkpoint(path)
         return trainer
 
     @classmethod
-    def resume(cls, out, *, data=None, progress=True, log=print, stream=None, download=False):
+    def resume(
+        cls, out, *, data=None, progress=True, log=print, stream=None, download=False, epochs=None
+    ):
         """Continue the run in ``out`` from its last checkpoint (from the start when the run was
-        stopped before its first checkpoint). Rows of metrics.csv / steps.csv written after the
-        checkpoint are dropped; the run then repeats them exactly."""
+        stopped before its first checkpoint). Rows of metrics.csv / steps.csv / metrics.jsonl
+        written after the checkpoint are dropped; the run then repeats them exactly.
+
+        ``epochs``: extend the run to this many epochs (at least its configured number; a
+        finished run continues). The result equals, bit for bit, a run started with
+        ``epochs``; config.json then records the new number (and the extension under
+        ``info["extended"]``). Not for the OneCycle schedule, which is planned over the
+        configured epochs (a ConfigError).
+        """
         trainer = cls.open(
-            out, data=data, progress=progress, log=log, stream=stream, download=download
+            out,
+            data=data,
+            progress=progress,
+            log=log,
+            stream=stream,
+            download=download,
+            epochs=epochs,
+            warn_rules=True,
         )
         threads = trainer.saved_info.get("numba_threads")
         if threads is not None and threads != _threads():
@@ -426,6 +526,10 @@ class Trainer:
             sums = {k: saved[f"sum_{k}"] for k in self.sums}
         except (KeyError, TypeError, ValueError) as exc:
             raise ckpt.CheckpointError(f"{path}: incomplete trainer state ({exc})") from None
+        if self.config.scheduler != "onecycle":
+            # the number of epochs changes nothing before the last one: an extended run's
+            # checkpoints (and epoch-NNN.npz files) stay valid
+            saved_config = dataclasses.replace(saved_config, epochs=self.config.epochs)
         if saved_config != self.config:
             diff = [
                 f"{k}: {v!r} (checkpoint) vs {getattr(self.config, k)!r}"
@@ -449,19 +553,43 @@ class Trainer:
         self.last_checkpoint = (Path(path), step)
 
     def save_checkpoint(self):
-        """Write ``last.npz`` (and ``epoch-NNN.npz`` at an epoch end with keep_checkpoints)
-        atomically, after making every csv row the checkpoint has seen durable."""
+        """Write ``last.npz`` (and, first, ``epoch-NNN.npz`` at an epoch end with
+        keep_checkpoints) atomically, after making every log row the checkpoint has seen
+        durable. A process killed between the two writes leaves last.npz at the previous
+        checkpoint, so a resumed run writes the epoch file again.
+
+        Raises
+        ------
+        TrainingDiverged
+            The state holds NaN or inf (in a buffer, the optimizer's state): nothing is
+            written, the last checkpoint stays the last good one.
+        """
         if self.out is None:
             return
-        for log in (self._metrics_log, self._steps_log):
-            if log is not None:
-                log.sync()
+        for log in self._logs():
+            log.sync()
         state = self.state()
         path = self.out / LAST_CHECKPOINT
-        ckpt.save(path, state)
-        if self.config.keep_checkpoints and self.batch == 0 and self.epoch > 0:
-            ckpt.save(self.out / f"epoch-{self.epoch:03d}.npz", state)
+        try:
+            if self._at_epoch_end() and self.config.keep_checkpoints:
+                ckpt.save(self.epoch_checkpoint(self.epoch), state)
+            ckpt.save(path, state)
+        except ckpt.NonFiniteStateError as exc:
+            at_end = self._at_epoch_end()
+            epoch = self.epoch if at_end else self.epoch + 1
+            where = f"{'end, ' if at_end else ''}checkpoint after step {self.step}"
+            raise self._diverged(where, exc, epoch=epoch) from exc
         self.last_checkpoint = (path, self.step)
+
+    def epoch_checkpoint(self, epoch):
+        """The path of the kept checkpoint of epoch ``epoch`` (keep_checkpoints)."""
+        return self.out / f"epoch-{epoch:03d}.npz"
+
+    def _at_epoch_end(self):
+        return self.batch == 0 and self.epoch > 0
+
+    def _logs(self):
+        return [log for log in (self._metrics_log, self._steps_log, self._jsonl_log) if log]
 
     # -- files -------------------------------------------------------------------------------
 
@@ -476,41 +604,90 @@ class Trainer:
             "batches_per_epoch": self.batches_per_epoch,
             "parameters": int(sum(p.size for _, p in self.model.named_parameters())),
             "numba_threads": _threads(),
-            "lfp_ref_version": _lfp_ref_version(),
-            "numpy_version": np.__version__,
+            **runlog.run_environment(),
         }
         runlog.write_config(self.out, self.config, info)
+
+    def _write_extension(self):
+        """config.json of a run extended by ``resume(epochs=...)``: the new epochs, and the
+        extension recorded in the info."""
+        info = dict(self.saved_info)
+        environment = runlog.run_environment()
+        info["extended"] = [
+            *info.get("extended", []),
+            {
+                "from_epochs": self._extended_from,
+                "to_epochs": self.config.epochs,
+                "command_line": environment["command_line"],
+                "at": environment["started_at"],
+            },
+        ]
+        runlog.write_config(self.out, self.config, info)
+        self.saved_info = info
+        self._extended_from = None
 
     def _truncate_logs(self):
         if self.out is None:
             return
         runlog.truncate_csv(self.out / METRICS_FILE, "epoch", self.epoch, METRIC_COLUMNS)
         runlog.truncate_csv(self.out / STEPS_FILE, "step", self.step, STEP_COLUMNS)
+        runlog.truncate_jsonl(self.out / JSONL_FILE, self.epoch, self.step)
         if (self.out / METRICS_FILE).exists():
-            self.history = read_csv(self.out / METRICS_FILE)
+            self.history = read_csv(self.out / METRICS_FILE, METRIC_COLUMNS)
 
     def _open_logs(self):
         if self.out is None:
             return
+        if self.out.exists() and not self.out.is_dir():
+            raise ConfigError(f"the output folder {self.out} is a file; choose a folder")
         self.out.mkdir(parents=True, exist_ok=True)
+        ckpt.remove_temporaries(self.out)  # left by writers killed mid-write
         if self._fresh:
             # a new run (overwrite=True may have let it start where an old one lies): none of
             # the old run's files may survive to mix with the new ones
-            for name in (LAST_CHECKPOINT, METRICS_FILE, STEPS_FILE):
+            for name in (LAST_CHECKPOINT, METRICS_FILE, STEPS_FILE, JSONL_FILE):
                 (self.out / name).unlink(missing_ok=True)
             for path in self.out.glob("epoch-[0-9][0-9][0-9].npz"):
                 path.unlink()
             self._write_config()
             self._fresh = False
+        elif self._extended_from is not None:
+            self._write_extension()
         self._metrics_log = runlog.CsvLog(self.out / METRICS_FILE, METRIC_COLUMNS)
         self._steps_log = runlog.CsvLog(self.out / STEPS_FILE, STEP_COLUMNS)
+        self._jsonl_log = runlog.JsonlLog(self.out / JSONL_FILE)
+        self._restore_epoch_checkpoint()
 
-    def _close_logs(self):
-        for log in (self._metrics_log, self._steps_log):
-            if log is not None:
+    def _restore_epoch_checkpoint(self):
+        """With keep_checkpoints, a run resumed at an epoch end whose epoch file is missing (a
+        process killed between the two writes by an older lfp_ref, a file deleted) gets it
+        back: it is the same state as last.npz."""
+        if not (self.config.keep_checkpoints and self._at_epoch_end()):
+            return
+        if self.last_checkpoint is None or self.last_checkpoint[1] != self.step:
+            return
+        target = self.epoch_checkpoint(self.epoch)
+        if not target.exists():
+            source = self.last_checkpoint[0]
+            with open(source, "rb") as file:
+                ckpt.atomic_write(target, lambda out: shutil.copyfileobj(file, out))
+
+    def _close_logs(self, ignore_errors=False):
+        """Make the log rows durable and close the files; with ``ignore_errors`` (an error is
+        already on its way) a failing flush (a full disk) does not replace it."""
+        error = None
+        for log in self._logs():
+            try:
                 log.sync()
+            except OSError as exc:
+                error = error or exc
+            try:
                 log.close()
-        self._metrics_log = self._steps_log = None
+            except OSError as exc:
+                error = error or exc
+        self._metrics_log = self._steps_log = self._jsonl_log = None
+        if error is not None and not ignore_errors:
+            raise error
 
     # -- the loop ----------------------------------------------------------------------------
 
@@ -532,16 +709,18 @@ class Trainer:
         """
         if self.out is None and max_steps is not None:
             raise ConfigError("max_steps stops a run to be resumed later: give an output folder")
-        self._open_logs()
         try:
+            self._open_logs()
             if self.step == 0 and self.out is not None and self.last_checkpoint is None:
                 self.save_checkpoint()  # the initial state: a resume can always start here
             while not self.done:
                 if max_steps is not None and self.step >= max_steps:
                     break
                 self._run_epoch(max_steps)
-        finally:
-            self._close_logs()
+        except BaseException:
+            self._close_logs(ignore_errors=True)
+            raise
+        self._close_logs()
         return self.history
 
     def _run_epoch(self, max_steps):
@@ -571,12 +750,14 @@ class Trainer:
                 self.sums["seconds"] += time.perf_counter() - started
                 if self._steps_log is not None:
                     self._steps_log.write(row)
+                    self._jsonl_log.write("step", row, STEP_COLUMNS)
                 seen = self.sums["seen"]
-                bar.update(
-                    loss=self.sums["loss"] / seen,
-                    reward=self.sums["reward"] / seen,
-                    acc=self.sums["correct"] / seen,
-                )
+                # means over the epoch's batches so far (not an evaluation: see summary_line)
+                bar.update(**{
+                    "running loss": self.sums["loss"] / seen,
+                    "reward": self.sums["reward"] / seen,
+                    "running acc": self.sums["correct"] / seen,
+                })  # fmt: skip
                 if self.batch == self.batches_per_epoch:
                     break
                 stop = max_steps is not None and self.step >= max_steps
@@ -595,12 +776,8 @@ class Trainer:
                 result = self.method.step(self.model, self.optimizer, xb, yb)
                 _check_weights(self.model)
         except FloatingPointError as exc:
-            detail = str(exc)
-            if detail.startswith("the forward pass"):
-                detail += (
-                    f"; the first non-finite output comes from {_first_non_finite(self.model, xb)}"
-                )
-            raise self._diverged(f"step {self.step + 1}", detail) from exc
+            detail, advice = self._diagnose(exc, xb)
+            raise self._diverged(f"step {self.step + 1}", detail, advice) from exc
         if self.scheduler is not None and c.scheduler == "onecycle":
             self.scheduler.step()
         self.step += 1
@@ -623,17 +800,45 @@ class Trainer:
             "acc": correct / n,
         }
 
-    def _diverged(self, where, exc):
+    def _diagnose(self, exc, xb):
+        """``(what made a step non-finite, what to do)``, in the words of what the user can
+        change (None: the default advice, lower the learning rate or clip)."""
+        detail = str(exc)
+        if not detail.startswith("the forward pass"):
+            return detail, None
+        bad_input = xb.size - int(np.count_nonzero(np.isfinite(xb)))
+        if bad_input:
+            return (
+                f"the input batch holds {bad_input} non-finite values (NaN or inf)",
+                "Fix the data (or its loader)",
+            )
+        bad = ckpt.non_finite_entries({f"model/{k}": v for k, v in self.model.state_dict().items()})
+        if bad:
+            return (
+                "the forward pass produced non-finite outputs because the model held non-finite "
+                f"values before this step, in {ckpt.describe_non_finite(bad)}",
+                "Something outside the optimizer changed the model; rebuild or reload it",
+            )
+        return (
+            "the forward pass produced non-finite outputs: the weights grew too large; the "
+            f"first non-finite output comes from {_first_non_finite(self.model, xb)}",
+            None,
+        )
+
+    def _diverged(self, where, exc, advice=None, epoch=None):
         if self.last_checkpoint is not None:
+            # checkpoints hold finite values only (checkpoint.save refuses others)
             path, step = self.last_checkpoint
             kept = f"the last good checkpoint {path} (step {step}) is intact"
-        else:
+        elif self.out is None:
             kept = "no checkpoint was written (no output folder)"
-        return TrainingDiverged(
-            f"epoch {self.epoch + 1}, {where} (batch {self.batch + 1} of "
-            f"{self.batches_per_epoch}): {exc}; {kept}. Lower the learning rate or set a "
-            "gradient clip"
-        )
+        else:
+            kept = "no checkpoint was written"
+        if where.startswith("step"):
+            where += f" (batch {self.batch + 1} of {self.batches_per_epoch})"
+        advice = advice or "Lower the learning rate or set a gradient clip"
+        epoch = self.epoch + 1 if epoch is None else epoch
+        return TrainingDiverged(f"epoch {epoch}, {where}: {exc}; {kept}. {advice}")
 
     def _evaluate(self, x, y):
         try:
@@ -665,11 +870,29 @@ class Trainer:
         self.history.append(row)
         if self._metrics_log is not None:
             self._metrics_log.write(row)
+            self._jsonl_log.write("epoch", row, METRIC_COLUMNS)
         self.log(summary_line(row, self.config.epochs))
         self.epoch += 1
         self.batch = 0
         self._reset_sums()
         self.save_checkpoint()
+
+
+def _extended(config, epochs, out):
+    """``config`` with ``epochs`` for :meth:`Trainer.resume`'s extension, or a ConfigError."""
+    if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+        raise ConfigError(f"epochs must be a positive int, got {epochs!r}")
+    if epochs < config.epochs:
+        raise ConfigError(
+            f"{out} is configured for {config.epochs} epochs; --epochs {epochs} would shorten "
+            f"it (a run can only be extended); give at least {config.epochs}"
+        )
+    if config.scheduler == "onecycle":
+        raise ConfigError(
+            f"{out} uses the onecycle schedule, planned over its {config.epochs} epochs: it "
+            "cannot be extended bit for bit; start a new run with the epochs you want"
+        )
+    return dataclasses.replace(config, epochs=int(epochs))
 
 
 def fit(config, *, data=None, out=None, progress=True, log=print, max_steps=None, **kwargs):
@@ -682,12 +905,16 @@ def fit(config, *, data=None, out=None, progress=True, log=print, max_steps=None
 
 __all__ = [
     "EVAL_BATCH_SIZE",
+    "OUTPUT_RULES_TO_AVOID",
+    "OutputRuleWarning",
     "Trainer",
     "TrainingDiverged",
     "build_model",
+    "check_finite_data",
     "evaluate",
     "fit",
     "limit",
     "load_data",
+    "output_rule_warning",
     "weight_sparsity",
 ]
