@@ -6,8 +6,12 @@ STAMP  := $(VENV)/.installed-core
 export NUMBA_NUM_THREADS ?= 2
 
 XSTAMP := $(VENV)/.installed-crosscheck
+CSTAMP := $(VENV)/.installed-cudasim
+GSTAMP := $(VENV)/.installed-gpu
+# the GPU extra: gpu (CuPy and numba-cuda for CUDA 13) or gpu-cuda12
+GPU_EXTRA ?= gpu
 
-.PHONY: setup setup-crosscheck run test test-slow crosscheck lint format bench walkthrough figures verify clean
+.PHONY: setup setup-crosscheck setup-cudasim setup-gpu run test test-slow test-cudasim test-gpu crosscheck lint format bench walkthrough figures verify clean
 
 setup: $(STAMP)
 
@@ -27,14 +31,37 @@ $(XSTAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,plot,data,crosscheck]'
 	touch $(XSTAMP)
 
+# numba-cuda, for the Numba CUDA simulator (docs/gpu.md)
+setup-cudasim: $(CSTAMP)
+
+$(CSTAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,plot,data,cudasim]'
+	touch $(CSTAMP)
+
+# CuPy and numba-cuda, on a machine with an NVIDIA GPU (docs/gpu.md)
+setup-gpu: $(GSTAMP)
+
+$(GSTAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,plot,data,$(GPU_EXTRA)]'
+	touch $(GSTAMP)
+
 run: setup
 	$(BIN)/python -m lfp_ref.demo
 
 test: setup
-	$(BIN)/python -m pytest -q -m "not slow and not crosscheck and not gpu"
+	$(BIN)/python -m pytest -q -m "not slow and not crosscheck and not gpu and not cudasim"
 
 test-slow: setup
 	$(BIN)/python -m pytest -q -m "slow and not crosscheck and not gpu"
+
+# the CUDA kernels and the whole model path on the cuda backend, run on the CPU by the Numba CUDA
+# simulator; it must be on before numba is imported, so these tests have their own process
+test-cudasim: setup-cudasim
+	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -m cudasim tests/test_cuda_kernels.py tests/test_cuda_model.py
+
+# on a machine with an NVIDIA GPU: the cuda backend against the CPU path (skips without a device)
+test-gpu: setup-gpu
+	$(BIN)/python -m pytest -q -m gpu tests/test_gpu.py
 
 crosscheck: setup-crosscheck
 	$(BIN)/python -m pytest -q -m crosscheck
@@ -55,6 +82,41 @@ bench: setup
 
 verify: setup
 	$(BIN)/lfp-ref verify
+
+# the API reference, generated from the docstrings by pdoc: static HTML in docs/api/ (gitignored;
+# open docs/api/index.html). Any pdoc warning (an annotation it cannot resolve, a module that does
+# not import, a broken docstring include) fails the build, listed one per line.
+define API_DOCS
+import importlib, pkgutil, sys, warnings
+from pathlib import Path
+import pdoc, pdoc.render
+import lfp_ref
+# lfp_ref's __all__ lists the user-facing names, and pdoc follows it: the other top-level modules
+# (engine, layers, kernels, ...) are named too, except the private ones and the old module paths
+# kept until 0.3 (they replace themselves in sys.modules; documented under their new names)
+extra = []
+for info in pkgutil.iter_modules(lfp_ref.__path__):
+    name = "lfp_ref." + info.name
+    if info.name.startswith("_") or info.name in lfp_ref.__all__:
+        continue
+    if importlib.import_module(name).__name__ == name:
+        extra.append(name)
+pdoc.render.configure(docformat="numpy")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    pdoc.pdoc("lfp_ref", *extra, output_directory=Path("docs/api"))
+problems = [w for w in caught if issubclass(w.category, (UserWarning, RuntimeWarning))]
+for w in problems:
+    print(f"pdoc: {w.category.__name__}: {w.message}", file=sys.stderr)
+print(f"docs/api: lfp_ref and {len(extra)} more top-level modules, {len(problems)} warning(s)")
+sys.exit(1 if problems else 0)
+endef
+export API_DOCS
+
+.PHONY: docs
+docs: setup
+	rm -rf docs/api
+	$(BIN)/python -c "$$API_DOCS"
 
 figures: setup
 	$(BIN)/python figures/rule_study.py

@@ -82,6 +82,17 @@ def _check_stabilizer(value, owner, name="stabilizer"):
     return float(value)
 
 
+def _check_reward(rule, caller, layer, reward, z):
+    """The reward at a layer's output (``layer``: the layer, or a description) must have the
+    output's shape: the kernels index it by the output's positions."""
+    if np.shape(reward) != z.shape:
+        where = layer if isinstance(layer, str) else repr(layer)
+        raise ValueError(
+            f"{rule!r}.{caller}: the reward must have {where}'s output shape {z.shape}, "
+            f"got {np.shape(reward)}"
+        )
+
+
 class Rule:
     """Base class of the rules. A rule has ``propagate(layer, reward, input_reward=True) ->
     (reward_in, {param: feedback})`` for the layers it applies to (``reward_in`` may be None when
@@ -114,8 +125,10 @@ class Epsilon(Rule):
 
     def propagate(self, layer, reward, input_reward=True):
         x, z = layer.cached_input, layer.cached_output
+        _check_reward(self, "propagate", layer, reward, z)
         bk = backend_of(reward, z)
         kernels = bk.elementwise
+        reward = bk.contiguous(reward, dtype=z.dtype)
         rho = kernels.stabilized_ratio(reward, z, self.eps, out=bk.empty_like(z))
         reward_in, vjp_params = layer.vjp(rho, input_vjp=input_reward)
         if reward_in is not None:  # None: the layer skipped its input VJP (not needed)
@@ -127,7 +140,9 @@ class Epsilon(Rule):
 
     def propagate_sum(self, inputs, z, reward):
         """A parameter-free sum ``z = a + b + ...``: ``R_a = a * r / stab(z)`` for each summand."""
+        _check_reward(self, "propagate_sum", "the residual sum", reward, z)
         bk = backend_of(reward, z)
+        reward = bk.contiguous(reward, dtype=z.dtype)
         rho = bk.elementwise.stabilized_ratio(reward, z, self.eps, out=bk.empty_like(z))
         return [bk.elementwise.multiply(a, rho, out=bk.empty_like(z)) for a in inputs]
 
@@ -300,11 +315,7 @@ class _ModifiedWeightsRule(Rule):
         view = _MatrixView(layer)
         bk = view.bk
         dense, rules = bk.dense, bk.rules
-        if np.shape(reward) != view.z.shape:
-            raise ValueError(
-                f"{self!r}: the reward must have {layer!r}'s output shape {view.z.shape}, "
-                f"got {np.shape(reward)}"
-            )
+        _check_reward(self, "propagate", layer, reward, view.z)
         reward_rows = view.output_rows(reward)
         terms = self._terms(view)
         group_rewards = self._group_rewards(view, reward_rows)

@@ -161,7 +161,10 @@ def expected_images(arrays, prefix):
 
 
 def no_partial_files(folder: Path):
-    return not folder.exists() or not [p for p in folder.iterdir() if p.name.endswith(".part")]
+    """No download left half-written: pooch streams to a ``tmp*`` file beside the target."""
+    return not folder.exists() or not [
+        p for p in folder.iterdir() if p.name.endswith(".part") or p.name.startswith("tmp")
+    ]
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,9 +261,13 @@ def test_load_mnist_normalize_and_dtype(tmp_path):
 
 def test_load_mnist_verifies_decompressed_sha256(tmp_path, monkeypatch):
     fx = write_idx_set(tmp_path / "m")
-    # The fixture is not the real MNIST: the default table must reject it ...
-    with pytest.raises(ValueError, match="verify=False"):
+    # The fixture is not the real MNIST: the default table must reject it, naming the file and
+    # saying what to do, on the first line (the command line shows only that one) ...
+    with pytest.raises(ValueError) as info:
         load("mnist", root=tmp_path / "m")
+    first = str(info.value).splitlines()[0]
+    path = tmp_path / "m" / "train-images-idx3-ubyte.gz"
+    assert f"delete {path} and download it again" in first and "--download" in first
     # ... and a table holding the fixture's hashes must accept it (so the check can pass too).
     monkeypatch.setitem(data.IDX_SHA256, "mnist", fx["raw_sha256"])
     assert load("mnist", root=tmp_path / "m").x_train.shape == (7, 1, 4, 3)
@@ -350,6 +357,9 @@ def test_not_found_fails_fast_with_instructions(tmp_path, monkeypatch, isolated_
     assert str(isolated_locations / "mnist") in message
     assert "download=True" in message and "LFP_REF_DATA" in message and "root=" in message
     assert "https://ossci-datasets.s3.amazonaws.com/mnist/t10k-labels-idx1-ubyte.gz" in message
+    # the missing file is named on the first line, with the folder that lacks it
+    first = message.splitlines()[0]
+    assert str(tmp_path / "env" / "mnist") in first and "t10k-labels-idx1-ubyte" in first
     assert "fallback='subset'" in message
     assert not (isolated_locations / "mnist").exists()  # nothing created without download=True
 
@@ -517,6 +527,67 @@ def test_download_broken_server_leaves_no_file(isolated_locations, response):
 def test_bad_mirror_argument():
     with pytest.raises(ValueError, match="mirrors"):
         load("mnist", download=True, mirrors=[])
+
+
+def test_download_goes_through_pooch_with_the_checksum(tmp_path, monkeypatch, isolated_locations):
+    # pooch.retrieve replaced: no network at all; what lfp_ref asks of pooch is checked
+    pooch = pytest.importorskip("pooch", reason="pooch not installed (pip install 'lfp_ref[data]')")
+    fx = write_idx_set(tmp_path / "src")
+    monkeypatch.setitem(data.IDX_SHA256, "mnist", fx["raw_sha256"])
+    calls = []
+
+    def fake_retrieve(url, known_hash=None, fname=None, path=None, downloader=None, **kw):
+        calls.append((url, known_hash, fname, Path(path), downloader))
+        if "refused" in url:
+            raise ConnectionError(f"refused: {url}")  # requests' errors are OSErrors too
+        (Path(path) / fname).write_bytes((tmp_path / "src" / fname).read_bytes())
+        return str(Path(path) / fname)
+
+    monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
+    mirrors = ["https://refused.invalid/mnist", "https://mirror.invalid/mnist/"]
+    ds = load("mnist", download=True, mirrors=mirrors, checksums=fx["file_sha256"], timeout=2.5)
+    assert ds.x_train.shape == (7, 1, 4, 3) and "https://mirror.invalid/mnist/" in ds.source
+    assert len(calls) == 8  # each of the 4 files: the refused mirror, then the next one
+    for url, known_hash, fname, path, downloader in calls:
+        assert url.endswith("/" + fname) and path == isolated_locations / "mnist"
+        assert known_hash == "sha256:" + fx["file_sha256"][fname]
+        assert isinstance(downloader, pooch.HTTPDownloader)
+        assert downloader.kwargs["timeout"] == 2.5 and downloader.progressbar is False
+
+
+def test_download_mismatch_reported_by_pooch_leaves_no_file(
+    tmp_path, monkeypatch, isolated_locations
+):
+    pooch = pytest.importorskip("pooch", reason="pooch not installed (pip install 'lfp_ref[data]')")
+
+    def fake_retrieve(url, known_hash=None, fname=None, path=None, downloader=None, **kw):
+        raise ValueError(f"SHA256 hash of downloaded file ({fname}) does not match the known hash")
+
+    monkeypatch.setattr(pooch, "retrieve", fake_retrieve)
+    with pytest.raises(DownloadError) as info:
+        load("mnist", download=True, mirrors=["https://mirror.invalid/"])
+    message = str(info.value)
+    assert "sha256 mismatch" in message and "https://mirror.invalid/train-images" in message
+    assert "put them in" in message  # the manual way is still explained
+    assert list((isolated_locations / "mnist").iterdir()) == []
+
+
+def test_download_without_pooch_names_the_extra(monkeypatch, isolated_locations):
+    monkeypatch.setitem(sys.modules, "pooch", None)  # import pooch -> ImportError
+    with pytest.raises(DownloadError) as info:
+        load("mnist", download=True, mirrors=["https://mirror.invalid/"])
+    message = str(info.value)
+    assert "pooch" in message and "pip install 'lfp_ref[data]'" in message
+    assert "put them in" in message  # and how to get the files by hand
+
+
+def test_finding_files_needs_neither_pooch_nor_platformdirs(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pooch", None)
+    monkeypatch.setitem(sys.modules, "platformdirs", None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert data.cache_dir("mnist") == tmp_path / "xdg" / "lfp_ref" / "mnist"  # the XDG default
+    write_idx_set(tmp_path / "xdg" / "lfp_ref" / "mnist")
+    assert "user cache" in load("mnist", verify=False).source
 
 
 # --------------------------------------------------------------------------------------------
@@ -793,6 +864,44 @@ def test_cifar10_rejects_bad_batches(tmp_path, batch, message):
     (folder / "test_batch").write_bytes(pickle.dumps(batch))
     with pytest.raises(ValueError, match=message):
         load("cifar10", root=folder)
+
+
+@pytest.mark.parametrize(
+    "meta, message",
+    [
+        ({b"label_names": 10}, "got int"),
+        ({b"label_names": [0] * 10}, "entries of type int"),
+        ({"label_names": ["a"] * 11}, "11 entries"),
+        ({b"num_cases_per_batch": 3}, "no label_names"),
+        ("airplane", "got a str"),
+    ],
+    ids=["int", "int-names", "eleven", "no-names", "not-a-dict"],
+)
+def test_cifar10_bad_meta_is_an_error_naming_the_file(tmp_path, meta, message):
+    folder = tmp_path / data.CIFAR10_FOLDER
+    write_cifar(folder)
+    (folder / "batches.meta").write_bytes(pickle.dumps(meta, protocol=2))
+    with pytest.raises(ValueError, match=message) as info:
+        load("cifar10", root=folder)
+    assert str(folder / "batches.meta") in str(info.value)
+
+
+def test_cifar10_meta_with_str_names(tmp_path):
+    folder = tmp_path / data.CIFAR10_FOLDER
+    write_cifar(folder, meta=False)
+    names = [f"name{i}" for i in range(10)]
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": names}))
+    assert load("cifar10", root=folder).class_names == tuple(names)
+
+
+def test_cifar10_missing_batch_is_named(tmp_path):
+    folder = tmp_path / "c" / data.CIFAR10_FOLDER
+    write_cifar(folder)
+    (folder / "test_batch").unlink()
+    with pytest.raises(DatasetNotFoundError) as info:
+        load("cifar10", root=tmp_path / "c")
+    first = str(info.value).splitlines()[0]
+    assert str(tmp_path / "c") in first and f"{data.CIFAR10_FOLDER}/test_batch" in first
 
 
 def test_cifar10_truncated_pickle(tmp_path):

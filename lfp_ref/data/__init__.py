@@ -19,14 +19,17 @@ Where files are looked for (MNIST, Fashion-MNIST, CIFAR-10), first hit wins:
 
 1. the ``root=`` argument (only there when given);
 2. ``$LFP_REF_DATA/<name>/`` (``LFP_REF_DATA`` may list several folders, ``os.pathsep``-separated);
-3. the user cache ``$XDG_CACHE_HOME/lfp_ref/<name>/`` (default ``~/.cache/lfp_ref/<name>/``);
+3. the user cache, ``platformdirs.user_cache_dir("lfp_ref")/<name>/``: on Linux
+   ``$XDG_CACHE_HOME/lfp_ref/<name>/`` (default ``~/.cache/lfp_ref/<name>/``);
 4. system copies: Debian's ``dataset-fashion-mnist`` at ``/usr/share/datasets/fashion-mnist/``.
 
 ``<name>`` is ``mnist``, ``fashion-mnist`` or ``cifar10``. Nothing is downloaded unless
 ``download=True``; downloads go to ``root`` if given, else to the cache, from the mirrors in
 :data:`MIRRORS` (replaced by ``mirrors=``, whose base URLs hold the files directly, or by
 ``$LFP_REF_MIRROR``, whose base URLs mirror the ``LFP_REF_DATA`` layout: ``<base>/<name>/<file>``).
-Each downloaded file is checked against :data:`DOWNLOAD_SHA256` before it is renamed into place.
+Downloads go through pooch, which checks each file against :data:`DOWNLOAD_SHA256` before it
+moves it into place; pooch and platformdirs are the ``data`` extra (``pip install
+'lfp_ref[data]'``), needed to download, not to read files already on disk.
 Local IDX files are checked against :data:`IDX_SHA256` (sha256 of the decompressed content, so
 gzipped, re-gzipped and uncompressed copies all pass) unless ``verify=False``.
 

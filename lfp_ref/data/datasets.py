@@ -39,15 +39,17 @@ from .fetch import (
     _find_idx_files,
     _how_to_get,
     _mirror_bases,
+    _missing_cifar_batches,
+    _missing_idx_files,
     _search_dirs,
     cache_dir,
 )
 from .formats import (
     _check_idx_pair,
     _read_cifar_batch,
+    _read_cifar_meta,
     _read_idx_checked,
     _safe_extract_cifar,
-    _unpickle,
 )
 
 __all__ = [
@@ -630,21 +632,27 @@ def _load_idx_dataset(
     dtype = _check_dtype(dtype)
     title = _TITLES[name]
     searched = _search_dirs(name, root)
-    located = None
+    located, incomplete = None, {}
     for directory, how in searched:
         files = _find_idx_files(directory)
         if len(files) == len(IDX_FILES):
             located = (files, f"{title} IDX files in {directory} (found via {how})")
             break
+        if files:  # some of the four: say which are missing
+            incomplete[directory] = _missing_idx_files(files)
     if located is None:
         target = Path(root).expanduser() if root is not None else cache_dir(name)
         bases = _mirror_bases(name, mirrors)
         gz_files = [stem + ".gz" for stem in IDX_FILES]
         if not download:
             raise DatasetNotFoundError(
-                _how_to_get(name, gz_files, searched, bases, target, extra_hints)
+                _how_to_get(
+                    name, gz_files, searched, bases, target, extra_hints, incomplete=incomplete
+                )
             )
-        how_to = _how_to_get(name, gz_files, searched, bases, target, extra_hints, True)
+        how_to = _how_to_get(
+            name, gz_files, searched, bases, target, extra_hints, True, incomplete=incomplete
+        )
         present = _find_idx_files(target)
         used = []
         for stem, gz_name in zip(IDX_FILES, gz_files, strict=True):
@@ -796,21 +804,30 @@ def load_cifar10(
     """
     dtype = _check_dtype(dtype)
     searched = _search_dirs("cifar10", root)
-    folder, how = None, None
+    folder, how, incomplete = None, None, {}
     for directory, found_how in searched:
         folder = _cifar_folder(directory)
         if folder is not None:
             how = f"found via {found_how}"
             break
+        partial = _missing_cifar_batches(directory)
+        if partial is not None:  # some of the batches: say which are missing
+            inner = "" if partial[0] == directory else f"{CIFAR10_FOLDER}/"
+            incomplete[directory] = [inner + batch for batch in partial[1]]
     if folder is None:
         target = Path(root).expanduser() if root is not None else cache_dir("cifar10")
         bases = _mirror_bases("cifar10", mirrors)
         hint = (f"extract the archive: its {CIFAR10_FOLDER}/ folder is what is read",)
+        archive = [CIFAR10_ARCHIVE]
         if not download:
             raise DatasetNotFoundError(
-                _how_to_get("cifar10", [CIFAR10_ARCHIVE], searched, bases, target, hint)
+                _how_to_get(
+                    "cifar10", archive, searched, bases, target, hint, incomplete=incomplete
+                )
             )
-        how_to = _how_to_get("cifar10", [CIFAR10_ARCHIVE], searched, bases, target, hint, True)
+        how_to = _how_to_get(
+            "cifar10", archive, searched, bases, target, hint, True, incomplete=incomplete
+        )
         sha = _expected_download_sha256("cifar10", CIFAR10_ARCHIVE, checksums)
         url = _download(CIFAR10_ARCHIVE, bases, target, sha, timeout, how_to)
         _safe_extract_cifar(target / CIFAR10_ARCHIVE, target)
@@ -822,12 +839,7 @@ def load_cifar10(
     y_tr = np.concatenate([y for _, y in train])
     class_names = CIFAR10_CLASSES
     if (folder / "batches.meta").is_file():
-        meta = _unpickle(folder / "batches.meta")
-        names = (
-            meta.get(b"label_names", meta.get("label_names")) if isinstance(meta, dict) else None
-        )
-        if names is not None and len(names) == 10:
-            class_names = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+        class_names = _read_cifar_meta(folder / "batches.meta")
     source = f"CIFAR-10 batches in {folder} ({how})"
     return _image_dataset("cifar10", x_tr, y_tr, x_te, y_te, source, normalize, dtype, class_names)
 

@@ -1,12 +1,17 @@
 """Where dataset files are looked for, and how they are downloaded.
 
-- :func:`cache_dir`: the user cache, ``$XDG_CACHE_HOME/lfp_ref/<name>/`` (default
-  ``~/.cache/lfp_ref/<name>/``);
+- :func:`cache_dir`: the user cache, ``platformdirs.user_cache_dir("lfp_ref")/<name>/`` (on Linux
+  ``$XDG_CACHE_HOME/lfp_ref/<name>/``, default ``~/.cache/lfp_ref/<name>/``);
 - the search order (``root=``, ``$LFP_REF_DATA``, the cache, :data:`SYSTEM_DIRS`) and the files
   each dataset needs (:data:`IDX_FILES`, the CIFAR-10 batches);
-- mirrors (:data:`MIRRORS`, ``$LFP_REF_MIRROR``) and checksummed downloads
-  (:data:`DOWNLOAD_SHA256`; each file is checked before it is renamed into place);
+- mirrors (:data:`MIRRORS`, ``$LFP_REF_MIRROR``) and checksummed downloads with pooch
+  (:data:`DOWNLOAD_SHA256`; pooch downloads each file to a temporary name beside its target,
+  checks its sha256 and only then moves it into place);
 - the "how to get it" text of :class:`DatasetNotFoundError` and :class:`DownloadError`.
+
+Downloading needs pooch and platformdirs, the ``data`` extra (``pip install 'lfp_ref[data]'``);
+finding files that are already on disk needs neither (without platformdirs the cache is the XDG
+default above).
 
 :data:`IDX_SHA256` (the sha256 of the decompressed IDX files) lives here with the other
 checksums; :mod:`lfp_ref.data.formats` checks it. Settings are read from this module at call
@@ -15,12 +20,7 @@ time: a test that replaces one patches ``lfp_ref.data.fetch``, not the package.
 
 from __future__ import annotations
 
-import hashlib
-import http.client
 import os
-import tempfile
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 __all__ = [
@@ -156,10 +156,17 @@ class DownloadError(OSError):
 
 
 def cache_dir(name: str | None = None) -> Path:
-    """``$XDG_CACHE_HOME/lfp_ref[/name]``, or ``~/.cache/lfp_ref[/name]``."""
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    base_path = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
-    path = base_path / "lfp_ref"
+    """The user cache of lfp_ref (``/name`` appended when given), from platformdirs: on Linux
+    ``$XDG_CACHE_HOME/lfp_ref`` (an absolute ``$XDG_CACHE_HOME`` only), else
+    ``~/.cache/lfp_ref``; the platform's cache folder elsewhere."""
+    try:
+        import platformdirs
+    except ImportError:  # the core install: the XDG default, which is platformdirs' on Linux
+        base = os.environ.get("XDG_CACHE_HOME", "")
+        base_path = Path(base) if base and os.path.isabs(base) else Path.home() / ".cache"
+        path = base_path / "lfp_ref"
+    else:
+        path = Path(platformdirs.user_cache_dir("lfp_ref", appauthor=False))
     return path / name if name else path
 
 
@@ -200,28 +207,32 @@ def _expected_download_sha256(name, filename, checksums):
 
 
 def _fetch(url, dest: Path, sha256: str, timeout: float):
-    """Download ``url`` to a temp file next to ``dest``, check sha256, rename atomically."""
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    """Download ``url`` to ``dest`` with pooch: to a temporary file beside ``dest``, sha256
+    checked, then moved into place (a failed or mismatched download leaves nothing behind)."""
+    import pooch
+
+    downloader = pooch.HTTPDownloader(progressbar=False, timeout=timeout)
     try:
-        request = urllib.request.Request(url, headers={"User-Agent": "lfp_ref (python urllib)"})
-        digest = hashlib.sha256()
-        with urllib.request.urlopen(request, timeout=timeout) as response, tmp.open("wb") as out:
-            while chunk := response.read(1 << 20):
-                out.write(chunk)
-                digest.update(chunk)
-            out.flush()
-            os.fsync(out.fileno())
-        if digest.hexdigest() != sha256:
-            raise DownloadError(f"sha256 mismatch: got {digest.hexdigest()}, expected {sha256}")
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+        pooch.retrieve(
+            url,
+            known_hash=f"sha256:{sha256}",
+            fname=dest.name,
+            path=dest.parent,
+            downloader=downloader,
+        )
+    except ValueError as exc:  # pooch's hash check
+        raise DownloadError(f"sha256 mismatch: {exc}") from exc
 
 
 def _download(filename, bases, dest_dir: Path, sha256, timeout, how_to):
     """Try each mirror in turn; return the URL that worked or raise :class:`DownloadError`."""
+    try:
+        import pooch  # noqa: F401  (imported by _fetch; checked here for the message)
+    except ImportError as exc:
+        raise DownloadError(
+            f"downloading {filename} needs the optional packages pooch and platformdirs: "
+            f"pip install 'lfp_ref[data]' ({exc}).\n{how_to}"
+        ) from exc
     try:
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -234,20 +245,31 @@ def _download(filename, bases, dest_dir: Path, sha256, timeout, how_to):
         try:
             _fetch(url, dest_dir / filename, sha256, timeout)
             return url
-        # URLError, HTTPError and timeouts are OSErrors; IncompleteRead is an HTTPException
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-            failures.append(f"  {url}: {type(exc).__name__}: {reason}")
+        # requests' errors (connection refused, HTTP errors, timeouts, broken responses) are
+        # OSErrors; pooch's sha256 mismatch is a ValueError
+        except (OSError, ValueError) as exc:
+            failures.append(f"  {url}: {type(exc).__name__}: {exc}")
     raise DownloadError(
         f"could not download {filename} into {dest_dir}:\n" + "\n".join(failures) + f"\n{how_to}"
     )
 
 
-def _how_to_get(name, files, searched, bases, target, extra=(), downloading=False):
-    """The actionable part of a not-found or download error: where we looked, what to do."""
+def _how_to_get(name, files, searched, bases, target, extra=(), downloading=False, incomplete=None):
+    """The actionable part of a not-found or download error: where we looked, what to do.
+    ``incomplete``: ``{folder: [names of the missing files]}`` for the searched folders that hold
+    some of the files but not all; the first line names the first such folder's missing files
+    (the command line shows only that line)."""
     title = _TITLES[name]
-    lines = [f"{title} was not found. Looked in:"]
-    lines += [f"  - {path} ({how})" for path, how in searched]
+    incomplete = incomplete or {}
+    if incomplete:
+        folder, missing = next(iter(incomplete.items()))
+        lines = [f"{title} was not found: {folder} lacks {', '.join(missing)}. Looked in:"]
+    else:
+        lines = [f"{title} was not found. Looked in:"]
+    for path, how in searched:
+        missing = incomplete.get(path)
+        note = f"; has some of the files, missing {', '.join(missing)}" if missing else ""
+        lines.append(f"  - {path} ({how}{note})")
     if not os.environ.get(DATA_ENV) and all(how != "root= argument" for _, how in searched):
         lines.append(f"  (${DATA_ENV} is not set)")
     lines.append("To get it:" if downloading else "To get it, either:")
@@ -277,10 +299,26 @@ def _find_idx_files(directory: Path):
     return found
 
 
+def _missing_idx_files(found):
+    """The names of the IDX files ``found`` (from :func:`_find_idx_files`) lacks."""
+    return [f"{stem}[.gz]" for stem in IDX_FILES if stem not in found]
+
+
+CIFAR10_BATCHES = (*CIFAR10_TRAIN_BATCHES, "test_batch")
+
+
 def _cifar_folder(directory: Path):
     for candidate in (directory, directory / CIFAR10_FOLDER):
-        if (candidate / "test_batch").is_file() and all(
-            (candidate / b).is_file() for b in CIFAR10_TRAIN_BATCHES
-        ):
+        if all((candidate / b).is_file() for b in CIFAR10_BATCHES):
             return candidate
+    return None
+
+
+def _missing_cifar_batches(directory: Path):
+    """``(folder, missing batch names)`` for a CIFAR-10 folder (``directory`` or its
+    ``cifar-10-batches-py``) that holds some of the batches but not all, else None."""
+    for candidate in (directory, directory / CIFAR10_FOLDER):
+        present = [b for b in CIFAR10_BATCHES if (candidate / b).is_file()]
+        if present and len(present) < len(CIFAR10_BATCHES):
+            return candidate, [b for b in CIFAR10_BATCHES if b not in present]
     return None

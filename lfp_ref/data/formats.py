@@ -92,9 +92,7 @@ def _read_maybe_gzip(path: Path) -> bytes:
     try:
         return gzip.decompress(raw)
     except (OSError, EOFError, zlib.error) as exc:
-        raise ValueError(
-            f"{path}: corrupt gzip stream ({exc}); delete the file and fetch it again"
-        ) from exc
+        raise ValueError(f"{path}: corrupt gzip stream ({exc}); {_refetch_hint(path)}") from exc
 
 
 def read_idx(path) -> np.ndarray:
@@ -102,18 +100,32 @@ def read_idx(path) -> np.ndarray:
     return parse_idx(_read_maybe_gzip(Path(path)), str(path))
 
 
+def _refetch_hint(path):
+    """What to do about a damaged data file (one line: the command line shows the first line of
+    an error only)."""
+    return (
+        f"delete {path} and download it again (download=True in Python, --download on the "
+        "command line), or put an intact copy in its place"
+    )
+
+
 def _read_idx_checked(path, expected_sha256, title):
-    data = _read_maybe_gzip(path)
+    """One IDX file of a dataset, its decompressed sha256 checked against ``expected_sha256``
+    (None: not checked); every error names the file and says what to do."""
+    data = _read_maybe_gzip(path)  # its error already says to fetch the file again
     if expected_sha256 is not None:
         digest = hashlib.sha256(data).hexdigest()
         if digest != expected_sha256:
             raise ValueError(
                 f"{path}: sha256 of the decompressed content is {digest}, expected "
-                f"{expected_sha256} (the standard {title} file). The file is corrupt or not the "
-                f"standard one: delete it and fetch it again, or pass verify=False to load it "
-                f"anyway"
+                f"{expected_sha256} (the standard {title} file): the file is corrupt or not the "
+                f"standard one; {_refetch_hint(path)} (in Python, verify=False loads a "
+                "non-standard copy on purpose)"
             )
-    return parse_idx(data, str(path))
+    try:
+        return parse_idx(data, str(path))
+    except ValueError as exc:
+        raise ValueError(f"{exc}; {_refetch_hint(path)}") from exc
 
 
 def _check_idx_pair(images, labels, img_path, lbl_path, n_classes=10):
@@ -204,6 +216,34 @@ def _read_cifar_batch(path: Path):
         raise ValueError(f"{path}: labels must be in 0..9")
     # each row is the red, green, blue planes of 32x32, row-major
     return data.reshape(-1, 3, 32, 32), labels.astype(np.int64)  # (N, 3, 32, 32)
+
+
+def _read_cifar_meta(path: Path):
+    """The 10 class names of a CIFAR-10 ``batches.meta`` (its ``label_names``: a list of 10
+    bytes or str); a ValueError naming the file for anything else."""
+    meta = _unpickle(path)
+    what = (
+        "batches.meta must be a dict whose label_names is a list of the 10 class names (bytes "
+        f"or str); delete {path} (the class names then default to CIFAR-10's) or extract the "
+        "archive again"
+    )
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: {what}, got a {type(meta).__name__}")
+    names = meta.get(b"label_names", meta.get("label_names"))
+    if names is None:
+        raise ValueError(
+            f"{path}: {what}, but it has no label_names (keys {sorted(map(repr, meta))})"
+        )
+    if not isinstance(names, (list, tuple)) or len(names) != 10:
+        shown = f"{len(names)} entries" if isinstance(names, (list, tuple)) else repr(names)[:60]
+        raise ValueError(f"{path}: {what}, got {type(names).__name__} {shown}")
+    bad = [n for n in names if not isinstance(n, (bytes, str))]
+    if bad:
+        raise ValueError(f"{path}: {what}, got entries of type {type(bad[0]).__name__}")
+    try:
+        return tuple(n.decode() if isinstance(n, bytes) else n for n in names)
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: {what}; a name is not UTF-8 ({exc})") from exc
 
 
 def _safe_extract_cifar(archive: Path, dest_dir: Path):

@@ -14,9 +14,10 @@ and scalars and write into preallocated outputs; they validate nothing (their pu
 check what the kernel assumes, the layers check everything else).
 
 Backends are registered by name in :data:`BACKENDS`; :func:`get_backend` builds one on first
-use. Only ``cpu`` (NumPy arrays, Numba kernels in ``kernels/cpu``) exists today; a ``cuda``
-backend (CuPy arrays, numba.cuda kernels in ``kernels/cuda`` with the same module and function
-names) registers here without touching the layers.
+use: ``cpu`` (NumPy arrays, Numba kernels in ``kernels/cpu``) and ``cuda`` (CuPy arrays, or
+simulated device arrays under the Numba CUDA simulator, with numba.cuda kernels in
+``kernels/cuda`` of the same module and function names; see ``lfp_ref.kernels.cuda`` and
+docs/gpu.md). A model moves with ``model.to("cuda")`` / ``model.to("cpu")``.
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ class Backend:
     Parameters
     ----------
     name : str
-        "cpu" (the only one today).
+        "cpu" or "cuda".
     xp : module
-        The array namespace (numpy).
+        The array namespace (numpy; cupy for cuda on a device).
     array_type : type
         The array class whose instances belong to this backend.
     """
@@ -100,15 +101,34 @@ class Backend:
         """A NumPy copy (or the array itself, on the CPU) for saving, printing and plotting."""
         return np.asarray(a)
 
+    def asarray(self, a, dtype=None):
+        """``a`` as a C-contiguous array of this backend (cast to ``dtype`` when given): ``a``
+        itself when it already is one, a copy when it lives on another backend (moved through
+        the host, as ``model.to(device)`` moves parameters)."""
+        source = _backend_of_one(a) if _is_backend_array(a) else None
+        if source is not None and source is not self:
+            a = source.to_numpy(a)
+        if self is CPU and np.ndim(a) == 0:
+            return np.array(a, dtype=dtype)  # ascontiguousarray would make it 1-d
+        return self.contiguous(a, dtype=dtype)
+
     def __repr__(self):
         return f"Backend({self.name!r})"
 
 
 CPU = Backend("cpu", np, np.ndarray)
 
+
+def _build_cuda():
+    # imported here: the cuda package, CuPy and numba.cuda are needed only by who asks for cuda
+    from .cuda import build_backend
+
+    return build_backend()
+
+
 #: backends by name; a backend's factory runs on first use (so a missing optional package is an
 #: error only for the code that asks for that backend)
-BACKENDS = {"cpu": lambda: CPU}
+BACKENDS = {"cpu": lambda: CPU, "cuda": _build_cuda}
 _BUILT = {"cpu": CPU}
 
 
@@ -123,15 +143,32 @@ def get_backend(name):
 
 
 def _backend_of_one(a):
-    if isinstance(a, np.ndarray):
+    if type(a) is np.ndarray:  # the CPU path: one type check
         return CPU
+    # an array type that names its backend (the cuda simulator's ndarray subclass), before the
+    # plain-ndarray answer below
+    named = getattr(type(a), "__lfp_ref_backend__", None)
+    if named is not None:
+        return get_backend(named)
     for backend in _BUILT.values():
-        if backend.is_array(a):
+        if backend is not CPU and backend.is_array(a):
             return backend
+    if isinstance(a, np.ndarray):  # other ndarray subclasses (np.memmap, ...) live on the CPU
+        return CPU
+    if type(a).__module__.split(".")[0] == "cupy":  # a CuPy array before cuda was built
+        return get_backend("cuda")
     raise TypeError(
         f"expected an array of one of the backends {', '.join(BACKENDS)} "
         f"(numpy.ndarray for cpu), got {type(a).__module__}.{type(a).__name__}"
     )
+
+
+def _is_backend_array(a):
+    try:
+        _backend_of_one(a)
+    except TypeError:
+        return False
+    return True
 
 
 def backend_of(*arrays):

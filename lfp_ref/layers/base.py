@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import backend_of
+from ..kernels import BACKENDS, backend_of, get_backend
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -48,11 +48,65 @@ def as_rng(rng):
     return np.random.default_rng(rng)
 
 
+def _is_device_name(target):
+    """Whether ``Layer.to``'s argument names a device ("cpu", "cuda") rather than a dtype."""
+    return isinstance(target, str) and target.strip().lower() in BACKENDS
+
+
+def _device_backend(device):
+    """The backend of a device name, or a ValueError listing the known ones."""
+    if not isinstance(device, str) or device.strip().lower() not in BACKENDS:
+        raise ValueError(f"unknown device {device!r}; known: {', '.join(BACKENDS)}")
+    return get_backend(device.strip().lower())
+
+
 def check_dtype(dtype):
     dtype = np.dtype(dtype)
     if dtype not in FLOAT_DTYPES:
         raise ValueError(f"lfp_ref computes in float32 or float64, got dtype {dtype}")
     return dtype
+
+
+class _MisshapedError(ValueError):
+    """A state dict value of the wrong shape (listed apart by ``load_state_dict``)."""
+
+
+def _state_value(value, target):
+    """``value`` converted to a NumPy array of ``target``'s shape and dtype (a copy), or a
+    ValueError that says why it cannot be (:class:`_MisshapedError` for a wrong shape)."""
+    if _has_shape(value) and tuple(value.shape) != target.shape:
+        raise _MisshapedError(f"expected {target.shape}, got {np.shape(value)}")
+    try:
+        array = np.asarray(value)
+    except Exception as err:  # ragged lists, torch tensors that require grad, ...
+        raise ValueError(
+            f"cannot be converted to an array ({type(value).__name__}: {err})"
+        ) from err
+    kind = array.dtype.kind
+    if kind not in "biuf":
+        raise ValueError(
+            f"holds {array.dtype} values ({type(value).__name__}), expected numbers for a "
+            f"{target.dtype} array"
+        )
+    if array.shape != target.shape:
+        raise _MisshapedError(f"expected {target.shape}, got {array.shape}")
+    if target.dtype.kind in "iu" and kind == "f":
+        if not (np.isfinite(array).all() and (array == np.round(array)).all()):
+            raise ValueError(f"holds non-integer values for an integer ({target.dtype}) buffer")
+    if target.ndim and not getattr(target.flags, "writeable", True):  # 0-d ones are replaced
+        raise ValueError("the model's array is read-only")
+    try:
+        with np.errstate(over="raise", invalid="raise"):
+            return np.array(array, dtype=target.dtype, copy=True)
+    except (FloatingPointError, OverflowError) as err:
+        raise ValueError(
+            f"values overflow {target.dtype} (largest magnitude {np.abs(array).max():.6g}): {err}"
+        ) from err
+
+
+def _has_shape(value):
+    """Whether ``value`` reports a shape without conversion (arrays, tensors)."""
+    return hasattr(value, "shape") and hasattr(value, "dtype")
 
 
 class Layer:
@@ -205,17 +259,32 @@ class Layer:
     def load_state_dict(self, state):
         """Copy arrays from a state dict (e.g. a torch one converted with
         ``{k: v.numpy() for k, v in sd.items()}``) into the parameters and buffers, in place,
-        cast to each parameter's dtype. Missing, unexpected or mis-shaped keys are an error that
-        lists them all."""
-        own = self.state_dict()
-        missing = sorted(set(own) - set(state))
-        unexpected = sorted(set(state) - set(own))
-        misshaped = [
-            f"{k}: expected {own[k].shape}, got {np.shape(state[k])}"
-            for k in own
-            if k in state and np.shape(state[k]) != own[k].shape
-        ]
-        if missing or unexpected or misshaped:
+        cast to each parameter's dtype.
+
+        All or nothing: every value is converted and checked first, and only then is anything
+        written, so a bad state dict leaves the model as it was. Missing, unexpected, mis-shaped
+        or unconvertible entries (not numbers, a float for an integer buffer, values that
+        overflow the parameter's dtype, a read-only parameter) are one ValueError that lists
+        them all, each with its key and the reason."""
+        targets = {}  # key -> (layer, attribute name, live array)
+        for prefix, layer in self.named_layers():
+            entries = {**layer.own_parameters(), **layer.own_buffers()}
+            for name in (*layer.param_names, *layer.buffer_names):
+                if name in entries:
+                    targets[_join(prefix, name)] = (layer, name, entries[name])
+        missing = sorted(set(targets) - set(state))
+        unexpected = sorted(set(state) - set(targets))
+        misshaped, unconvertible, converted = [], [], {}
+        for key, (_, _, target) in targets.items():
+            if key not in state:
+                continue
+            try:
+                converted[key] = _state_value(state[key], target)
+            except _MisshapedError as err:
+                misshaped.append(f"{key}: {err}")
+            except ValueError as err:
+                unconvertible.append(f"{key}: {err}")
+        if missing or unexpected or misshaped or unconvertible:
             parts = []
             if missing:
                 parts.append(f"missing keys {missing}")
@@ -223,15 +292,20 @@ class Layer:
                 parts.append(f"unexpected keys {unexpected}")
             if misshaped:
                 parts.append(f"mis-shaped {misshaped}")
-            raise ValueError("load_state_dict: " + "; ".join(parts))
-        for prefix, layer in self.named_layers():
-            entries = {**layer.own_parameters(), **layer.own_buffers()}
-            for name, target in entries.items():
-                value = np.asarray(state[f"{prefix}.{name}" if prefix else name])
-                if target.ndim == 0:
-                    setattr(layer, name, np.asarray(value, dtype=target.dtype).copy())
-                else:
-                    target[...] = value
+            if unconvertible:
+                parts.append(f"unconvertible {unconvertible}")
+            raise ValueError(
+                "load_state_dict: " + "; ".join(parts) + "; nothing was loaded (the model is "
+                "unchanged)"
+            )
+        for key, (layer, name, target) in targets.items():
+            value = converted[key]
+            if not isinstance(target, np.ndarray):  # a device array: copy the host value over
+                value = backend_of(target).contiguous(value.reshape(-1)).reshape(target.shape)
+            if target.ndim == 0:
+                setattr(layer, name, value)
+            else:
+                target[...] = value
         return self
 
     # -- modes and dtype ---------------------------------------------------------------------
@@ -245,13 +319,47 @@ class Layer:
     def eval(self):
         return self.train(False)
 
-    def to(self, dtype):
-        """Cast parameters and floating buffers to ``dtype`` (float32 or float64), in place."""
-        dtype = check_dtype(dtype)
+    def to(self, target=None, *, device=None, dtype=None):
+        """Move the parameters and buffers to a device, or cast them to a dtype, in place::
+
+            model.to("cuda")        # CuPy arrays (simulated device arrays under the simulator)
+            model.to("cpu")         # back to NumPy
+            model.to(np.float32)    # float parameters and buffers to float32
+            model.to(device="cuda", dtype=np.float64)
+
+        ``target`` is a device (a backend name: "cpu", "cuda") or a dtype (float32 or float64).
+        Integer buffers (BatchNorm's ``num_batches_tracked``) move but keep their dtype. The
+        layer's arrays are rebound (an optimizer built before must be rebuilt); the caches of
+        the current pass are dropped. Dropout keeps drawing its masks on the host from its
+        Generator, so the same seed gives the same masks on every device.
+
+        Raises
+        ------
+        ValueError
+            An unknown device or dtype.
+        lfp_ref.kernels.cuda.CudaUnavailableError
+            "cuda" without CuPy, numba-cuda or a device (the message says how to install them),
+            unless the Numba CUDA simulator is on.
+        """
+        if target is not None:
+            if _is_device_name(target):
+                if device is not None:
+                    raise ValueError(f"to({target!r}, device={device!r}): give the device once")
+                device = target
+            else:
+                if dtype is not None:
+                    raise ValueError(f"to({target!r}, dtype={dtype!r}): give the dtype once")
+                dtype = target
+        if dtype is not None:
+            dtype = check_dtype(dtype)
+        backend = None if device is None else _device_backend(device)
         for _, layer in self.named_layers():
             for name, value in {**layer.own_parameters(), **layer.own_buffers()}.items():
-                if value.dtype.kind == "f":
-                    setattr(layer, name, np.ascontiguousarray(value, dtype=dtype))
+                cast = dtype if dtype is not None and value.dtype.kind == "f" else None
+                if backend is not None:
+                    setattr(layer, name, backend.asarray(value, dtype=cast))
+                elif cast is not None:
+                    setattr(layer, name, backend_of(value).contiguous(value, dtype=cast))
         self.clear_caches()
         return self
 

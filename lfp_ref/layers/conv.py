@@ -209,9 +209,9 @@ class Conv2d(WeightedLayer):
         ``input_vjp`` is False."""
         cache = self.saved()
         x, z = tuple.__getitem__(cache, 0), tuple.__getitem__(cache, 1)
-        if v.shape != z.shape:
+        if np.shape(v) != z.shape:
             raise ValueError(
-                f"{self!r}: vjp expects v of the output's shape {z.shape}, got {v.shape}"
+                f"{self!r}.vjp: v must have the output's shape {z.shape}, got {np.shape(v)}"
             )
         bk = backend_of(v, x)
         v = bk.contiguous(v, dtype=z.dtype)

@@ -41,9 +41,14 @@ class Dense(WeightedLayer):
 
     def vjp(self, v, input_vjp=True):
         """``(v W, {"weight": v^T x, "bias": sum_B v})``; the first entry is None when
-        ``input_vjp`` is False."""
-        x = self.cached_input
+        ``input_vjp`` is False. v has the output's shape (B, out_features)."""
+        x, z = self.saved()[:2]
+        if np.shape(v) != z.shape:
+            raise ValueError(
+                f"{self!r}.vjp: v must have the output's shape {z.shape}, got {np.shape(v)}"
+            )
         bk = backend_of(v, x)
+        v = bk.contiguous(v, dtype=z.dtype)
         grads = {"weight": bk.dense.dense_vjp_weight(x, v, bk.empty_like(self.weight))}
         if self.bias is not None:
             grads["bias"] = bk.dense.bias_vjp(v, bk.empty_like(self.bias))

@@ -77,6 +77,11 @@ def clip_coefficient(squared_norms: Mapping[str, float], max_norm: float) -> tup
     (name -> float): ``total = ||(||g_1||, ..., ||g_n||)||`` and ``factor = min(1, max_norm /
     (total + 1e-6))``. Raises ValueError when the total is NaN or inf."""
     _check_max_norm(max_norm)
+    if not isinstance(squared_norms, Mapping):
+        raise TypeError(
+            "clip_coefficient needs a dict name -> float sum of squares of each gradient, got "
+            f"{type(squared_norms).__name__}"
+        )
     norms = np.array([math.sqrt(value) for value in squared_norms.values()])  # float64
     total = float(np.linalg.norm(norms))
     if not math.isfinite(total):

@@ -385,6 +385,7 @@ class Optimizer:
                 f"{' ...' if len(self.parameters) > 8 else ''} (names from named_parameters())"
             )
         proven_finite = self._proven_finite(squared_norms)
+        step = f"{type(self).__name__}.step"
         checked = []
         for name, param in self.parameters.items():
             if name not in grads:
@@ -393,18 +394,18 @@ class Optimizer:
             bk = self._backends[name]
             if not bk.is_array(grad):
                 raise ValueError(
-                    f"grad for parameter {name!r} is a {type(grad).__name__}, expected an ndarray "
-                    f"of shape {param.shape} and dtype {param.dtype}"
+                    f"{step}: grad for parameter {name!r} is a {type(grad).__name__}, expected an "
+                    f"ndarray of shape {param.shape} and dtype {param.dtype}"
                 )
             if grad.shape != param.shape:
                 raise ValueError(
-                    f"grad for parameter {name!r} has shape {grad.shape} but the parameter has "
-                    f"shape {param.shape}"
+                    f"{step}: grad for parameter {name!r} has shape {grad.shape} but the "
+                    f"parameter has shape {param.shape}"
                 )
             if grad.dtype != param.dtype:
                 raise ValueError(
-                    f"grad for parameter {name!r} has dtype {grad.dtype} but the parameter is "
-                    f"{param.dtype}; cast it with .astype(np.{param.dtype.name})"
+                    f"{step}: grad for parameter {name!r} has dtype {grad.dtype} but the "
+                    f"parameter is {param.dtype}; cast it with .astype(np.{param.dtype.name})"
                 )
             if name not in proven_finite and not _is_finite(bk, grad):
                 bad = grad.size - int(bk.xp.count_nonzero(bk.xp.isfinite(grad)))

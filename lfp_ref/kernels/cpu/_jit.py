@@ -3,10 +3,21 @@
 fastmath stays off: the stabiliser ``z + eps * sgn0(z)`` depends on exact signs and on -0.0
 comparing equal to 0.0, which fastmath's no-signed-zeros assumption may break. Set
 ``LFP_REF_FASTMATH=1`` only for experiments; tests assume it is off.
+
+Where the compiled kernels are cached: numba's own choice, in order ``$NUMBA_CACHE_DIR``, the
+package's ``__pycache__`` folders, the user-wide cache (``~/.cache/numba``). When none of them is
+writable (a read-only install run with an unwritable home), numba refuses to build a cached
+function ("cannot cache function ...: no locator available"), which would make ``import
+lfp_ref`` fail; :func:`cached` then points numba at a per-user folder in the temporary directory,
+``<tempfile.gettempdir()>/lfp_ref-numba-cache-<uid>`` (created private; not used if it belongs to
+another user or others may write it), and compiles without a cache if even that fails.
 """
 
 import os
+import stat
+import tempfile
 import types
+from pathlib import Path
 
 import numba
 from numba import njit
@@ -50,6 +61,55 @@ def _renamed(fn, suffix):
 _REASSOCIATE = {"reassoc"}
 
 
+def fallback_cache_dir():
+    """``<tempfile.gettempdir()>/lfp_ref-numba-cache-<uid>``, created with mode 0700, or None
+    when it cannot be made writable or is not safe to use (another owner, a symbolic link,
+    writable by others: numba's cache files are pickles it loads and runs)."""
+    uid = os.getuid() if hasattr(os, "getuid") else os.environ.get("USERNAME", "user")
+    path = Path(tempfile.gettempdir()) / f"lfp_ref-numba-cache-{uid}"
+    try:
+        path.mkdir(mode=0o700, exist_ok=True)
+        info = os.lstat(path)
+        if not stat.S_ISDIR(info.st_mode) or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return None
+        if hasattr(os, "getuid") and info.st_uid != os.getuid():
+            return None
+        tempfile.TemporaryFile(dir=path).close()  # writable (numba's own test)
+    except OSError:
+        return None
+    return path
+
+
+def cached(decorate, fn):
+    """``decorate(fn)`` (a numba decorator with ``cache=True``), falling back to
+    :func:`fallback_cache_dir` when numba finds no writable cache location, and to no cache when
+    that fails too (see the module docstring). The CUDA twins can compile through it as well."""
+    try:
+        return decorate(fn)
+    except RuntimeError as err:
+        if "no locator available" not in str(err):
+            raise
+    folder = fallback_cache_dir()
+    if folder is not None:
+        # numba's first locator reads config.CACHE_DIR at each decoration: the kernels compiled
+        # from now on are cached there (as with NUMBA_CACHE_DIR=<folder>)
+        numba.config.CACHE_DIR = str(folder)
+        try:
+            return decorate(fn)
+        except RuntimeError as err:
+            if "no locator available" not in str(err):
+                raise
+    return None
+
+
+def _compile(options, fn):
+    """``njit(**options)(fn)``, cached where possible (:func:`cached`)."""
+    compiled = cached(njit(**options), fn)
+    if compiled is None:  # nowhere to cache: compile on each run
+        compiled = njit(**{**options, "cache": False})(fn)
+    return compiled
+
+
 def kernel(fn=None, *, reassociate=False):
     """Compile ``fn`` once serially and once with ``parallel=True`` (``prange`` is a plain
     ``range`` in the serial build). Returns the serial build; ``.parallel`` is the other one and
@@ -61,8 +121,8 @@ def kernel(fn=None, *, reassociate=False):
     options = dict(_OPTIONS)
     if reassociate and not FASTMATH:
         options["fastmath"] = _REASSOCIATE
-    serial = njit(**options)(_renamed(fn, "__serial" + flags))
-    parallel = njit(parallel=True, **options)(_renamed(fn, "__parallel" + flags))
+    serial = _compile(options, _renamed(fn, "__serial" + flags))
+    parallel = _compile(dict(options, parallel=True), _renamed(fn, "__parallel" + flags))
 
     def pick(size):
         return parallel if size >= PARALLEL_MIN_SIZE else serial

@@ -17,7 +17,10 @@ The layer's own passes use the sample-major fast path below; the rules (``lfp_re
 convolution in this row layout, through :func:`im2col`, :func:`nchw_to_rows` and :func:`col2im`.
 
 Kernels take arrays and ints and write into preallocated arrays; the public wrappers pick the
-serial or parallel build by size (see ``_jit``) and do no validation.
+serial or parallel build by size (see ``_jit``) and check what the kernels assume
+(:mod:`lfp_ref.kernels.checks`): the geometry (pairs of ints, kernel, stride and dilation >= 1,
+padding >= 0), 4-D inputs, the column matrices and outputs of the shapes the geometry gives, one
+float dtype, C-contiguous arrays where a kernel indexes them flat, writeable outputs.
 
 The fast path: sample-major columns. The layer's own passes use a second layout, one column
 matrix per sample, ``cols[s]`` of shape (C*kh*kw, Ho*Wo) with
@@ -41,6 +44,7 @@ does not vectorise the run (measured: 5x slower).
 import numpy as np
 from numba import prange
 
+from .. import checks
 from ._jit import kernel
 
 
@@ -114,16 +118,56 @@ def conv2d_output_size(height, width, kernel_size, stride, padding, dilation):
     )
 
 
+def _output_size(caller, image_shape, geometry):
+    """``(Ho, Wo)`` of an image (B, C, H, W) under a checked geometry; >= 1 or a ValueError."""
+    ho, wo = conv2d_output_size(*image_shape[2:], *geometry)
+    if ho < 1 or wo < 1:
+        raise ValueError(
+            f"{caller}: an input of spatial size {image_shape[2]}x{image_shape[3]} gives no "
+            f"output position under kernel_size={geometry[0]}, stride={geometry[1]}, "
+            f"padding={geometry[2]}, dilation={geometry[3]} (output {ho}x{wo})"
+        )
+    return ho, wo
+
+
+def _check_columns(caller, image_name, image, cols_name, cols, geometry, samples=False):
+    """The geometry, a 4-D float image and a column matrix of its dtype and of the shape the
+    geometry gives: (B*Ho*Wo, C*kh*kw), or (B, C*kh*kw, Ho*Wo) with ``samples``. Returns the
+    checked geometry and (Ho, Wo)."""
+    geometry = checks.geometry(caller, *geometry)
+    checks.ndim(caller, image_name, image, 4, "(B, C, H, W)")
+    checks.float_array(caller, image_name, image)
+    checks.same_dtype(caller, cols_name, cols, image_name, image)
+    ho, wo = _output_size(caller, image.shape, geometry)
+    (kh, kw) = geometry[0]
+    batch, channels = image.shape[:2]
+    if samples:
+        expected, layout = (batch, channels * kh * kw, ho * wo), " (S, C*kh*kw, Ho*Wo)"
+    else:
+        expected, layout = (batch * ho * wo, channels * kh * kw), " (B*Ho*Wo, C*kh*kw)"
+    checks.shape(caller, cols_name, cols, expected, layout)
+    return geometry, (ho, wo)
+
+
 def im2col(x, kernel_size, stride, padding, dilation, out):
     """Fill the column matrix ``out`` (B*Ho*Wo, C*kh*kw) from x (B, C, H, W), laid out as in the
     module docstring."""
-    ho, wo = conv2d_output_size(*x.shape[2:], kernel_size, stride, padding, dilation)
-    _im2col.pick(out.size)(x, *kernel_size, *stride, *padding, *dilation, ho, wo, out)
+    geometry = (kernel_size, stride, padding, dilation)
+    geometry, (ho, wo) = _check_columns("im2col", "x", x, "out", out, geometry)
+    checks.output("im2col", "out", out, out.shape, need_contiguous=False)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
+    _im2col.pick(out.size)(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out)
     return out
 
 
 def nchw_to_rows(v, out):
     """``out[(b*Ho + oh)*Wo + ow, o] = v[b, o, oh, ow]``: v (B, O, Ho, Wo) -> out (B*Ho*Wo, O)."""
+    caller = "nchw_to_rows"
+    checks.ndim(caller, "v", v, 4, "(B, O, Ho, Wo)")
+    checks.float_array(caller, "v", v)
+    batch, n_out, ho, wo = v.shape
+    expected = (batch * ho * wo, n_out)
+    checks.output(caller, "out", out, expected, "v", v, need_contiguous=False)
     _nchw_to_rows.pick(out.size)(v, out)
     return out
 
@@ -131,14 +175,20 @@ def nchw_to_rows(v, out):
 def col2im(dcols, kernel_size, stride, padding, dilation, out):
     """The adjoint of :func:`im2col`: scatter-add dcols (B*Ho*Wo, C*kh*kw) into out
     (B, C, H, W), which is overwritten."""
-    ho, wo = conv2d_output_size(*out.shape[2:], kernel_size, stride, padding, dilation)
-    _col2im.pick(dcols.size)(dcols, *kernel_size, *stride, *padding, *dilation, ho, wo, out)
+    geometry = (kernel_size, stride, padding, dilation)
+    geometry, (ho, wo) = _check_columns("col2im", "out", out, "dcols", dcols, geometry)
+    checks.output("col2im", "out", out, out.shape, need_contiguous=False)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
+    _col2im.pick(dcols.size)(dcols, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out)
     return out
 
 
 def conv2d_vjp_bias(v, out):
     """``db = sum_{B,H,W} v``; v (B, O, Ho, Wo), out (O,)."""
     # NCHW, not v_rows: numpy reduces contiguous axes ~10x faster than a thin matrix's axis 0
+    checks.ndim("conv2d_vjp_bias", "v", v, 4, "(B, O, Ho, Wo)")
+    checks.float_array("conv2d_vjp_bias", "v", v)
+    checks.output("conv2d_vjp_bias", "out", out, (v.shape[1],), "v", v, need_contiguous=False)
     return np.sum(v, axis=(0, 2, 3), out=out)
 
 
@@ -241,17 +291,58 @@ def _col2im_samples(dcols, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out):
 def im2col_samples(x, kernel_size, stride, padding, dilation, out):
     """Fill the sample-major column matrices ``out`` (S, C*kh*kw, Ho*Wo) from x (S, C, H, W),
     laid out as in the module docstring."""
-    ho, wo = conv2d_output_size(*x.shape[2:], kernel_size, stride, padding, dilation)
-    _im2col_samples.pick(out.size)(x, *kernel_size, *stride, *padding, *dilation, ho, wo, out)
+    caller = "im2col_samples"
+    geometry = (kernel_size, stride, padding, dilation)
+    geometry, (ho, wo) = _check_columns(caller, "x", x, "out", out, geometry, samples=True)
+    checks.contiguous(caller, "x", x)
+    checks.output(caller, "out", out, out.shape)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
+    _im2col_samples.pick(out.size)(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out)
     return out
 
 
 def col2im_samples(dcols, kernel_size, stride, padding, dilation, out):
     """The adjoint of :func:`im2col_samples`: scatter-add dcols (S, C*kh*kw, Ho*Wo) into out
     (S, C, H, W), which is overwritten."""
-    ho, wo = conv2d_output_size(*out.shape[2:], kernel_size, stride, padding, dilation)
-    _col2im_samples.pick(dcols.size)(dcols, *kernel_size, *stride, *padding, *dilation, ho, wo, out)
+    caller = "col2im_samples"
+    geometry = (kernel_size, stride, padding, dilation)
+    geometry, (ho, wo) = _check_columns(caller, "out", out, "dcols", dcols, geometry, samples=True)
+    checks.contiguous(caller, "dcols", dcols)
+    checks.output(caller, "out", out, out.shape)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
+    _col2im_samples.pick(dcols.size)(dcols, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out)
     return out
+
+
+def _check_conv(caller, x, weight, bias, stride, padding, dilation):
+    """x (B, C, H, W) C-contiguous float, weight (O, C, kh, kw) and bias (O,) or None of its
+    dtype, a geometry with at least one output position. Returns O, C*kh*kw and (Ho, Wo)."""
+    checks.ndim(caller, "x", x, 4, "(B, C, H, W)")
+    checks.float_array(caller, "x", x)
+    checks.contiguous(caller, "x", x)
+    checks.ndim(caller, "weight", weight, 4, "(O, C, kh, kw)")
+    checks.same_dtype(caller, "weight", weight, "x", x)
+    n_out, channels, kh, kw = weight.shape
+    if channels != x.shape[1]:
+        raise ValueError(
+            f"{caller}: weight {tuple(weight.shape)} has {channels} input channels but x "
+            f"{tuple(x.shape)} has {x.shape[1]}"
+        )
+    if bias is not None:
+        checks.same_dtype(caller, "bias", bias, "x", x)
+        checks.shape(caller, "bias", bias, (n_out,), " (O,)")
+    geometry = checks.geometry(caller, (kh, kw), stride, padding, dilation)
+    return n_out, channels * kh * kw, _output_size(caller, x.shape, geometry)
+
+
+def _check_scratch(caller, name, scratch, x, per_sample, samples=None):
+    """A C-contiguous, writeable scratch array (S, *per_sample) of x's dtype with S >= 1 (and S
+    equal to ``samples`` when given)."""
+    checks.ndim(caller, name, scratch, 3, f"(S, {per_sample[0]}, {per_sample[1]})")
+    chunk = scratch.shape[0] if samples is None else samples
+    if chunk < 1:
+        raise ValueError(f"{caller}: {name} must hold at least one sample, got {scratch.shape}")
+    checks.output(caller, name, scratch, (chunk, *per_sample), "x", x)
 
 
 def conv2d_forward_samples(x, weight, bias, stride, padding, dilation, cols, out):
@@ -259,6 +350,10 @@ def conv2d_forward_samples(x, weight, bias, stride, padding, dilation, cols, out
     (S, C*kh*kw, Ho*Wo), S from :func:`samples_per_chunk`, and one GEMM per sample
     ``z[s] = W2 @ cols[s]``. out (B, O, Ho, Wo). When S covers the batch, ``cols`` holds the
     whole batch's column matrices afterwards (:func:`conv2d_vjp_samples` can reuse them)."""
+    caller = "conv2d_forward_samples"
+    n_out, fan_in, (ho, wo) = _check_conv(caller, x, weight, bias, stride, padding, dilation)
+    _check_scratch(caller, "cols", cols, x, (fan_in, ho * wo))
+    checks.output(caller, "out", out, (x.shape[0], n_out, ho, wo), "x", x)
     n_batch, n_out = x.shape[0], weight.shape[0]
     chunk = cols.shape[0]
     w2 = weight.reshape(n_out, -1)  # (O, C*kh*kw)
@@ -295,6 +390,21 @@ def conv2d_vjp_samples(
     Scratch: cols and dcols (S, C*kh*kw, Ho*Wo), partial (S, C*kh*kw, O). ``cols_ready``: cols
     already holds the whole batch's column matrices (the forward pass left them there).
     """
+    caller = "conv2d_vjp_samples"
+    n_out, fan_in, (ho, wo) = _check_conv(caller, x, weight, None, stride, padding, dilation)
+    checks.same_dtype(caller, "v", v, "x", x)
+    checks.shape(caller, "v", v, (x.shape[0], n_out, ho, wo), " (B, O, Ho, Wo)")
+    _check_scratch(caller, "cols", cols, x, (fan_in, ho * wo))
+    _check_scratch(caller, "partial", partial, x, (fan_in, n_out), cols.shape[0])
+    checks.output(caller, "weight_out", weight_out, weight.shape, "x", x)
+    if input_out is not None:
+        _check_scratch(caller, "dcols", dcols, x, (fan_in, ho * wo), cols.shape[0])
+        checks.output(caller, "input_out", input_out, x.shape, "x", x)
+    if cols_ready and cols.shape[0] < x.shape[0]:
+        raise ValueError(
+            f"{caller}: cols_ready=True says cols holds the whole batch's columns, but cols "
+            f"{tuple(cols.shape)} has room for {cols.shape[0]} of the {x.shape[0]} samples"
+        )
     n_batch, n_out = x.shape[0], weight.shape[0]
     chunk = cols.shape[0]
     geometry = (weight.shape[2:], stride, padding, dilation)

@@ -1,11 +1,15 @@
 """Fused elementwise kernels shared by every layer: the stabiliser and the |theta|, x scalings.
 
 Arrays come in flat (1-D, C-contiguous) with a preallocated ``out``; ``out`` may alias an input.
+The kernels loop over the size of one array and index the others by the same index, so every
+public wrapper checks (:mod:`lfp_ref.kernels.checks`) that all its arrays have one shape and one
+dtype (float32 or float64), are C-contiguous, and that its outputs are writeable.
 """
 
 import numpy as np
 from numba import prange
 
+from .. import checks
 from ._jit import kernel
 
 
@@ -45,25 +49,37 @@ def _flat(a):
 
 
 def stabilized_ratio(reward, z, eps, out):
-    """``out = reward / (z + eps * sgn0(z))``, elementwise; the one stabiliser of lfp_ref."""
+    """``out = reward / (z + eps * sgn0(z))``, elementwise; the one stabiliser of lfp_ref.
+
+    ``reward``, ``z`` and ``out``: C-contiguous, of ``z``'s shape and dtype (float32/float64)."""
+    if not checks.elementwise_ok(z, reward, out):
+        checks.matching("stabilized_ratio", (("z", z), ("reward", reward)), (("out", out),))
     _stabilized_ratio.pick(z.size)(_flat(reward), _flat(z), z.dtype.type(eps), _flat(out))
     return out
 
 
 def stabilize(z, eps, out):
-    """``out = z + eps * sgn0(z)`` with ``sgn0(0) = +1``."""
+    """``out = z + eps * sgn0(z)`` with ``sgn0(0) = +1``; ``out`` of ``z``'s shape and dtype."""
+    if not checks.elementwise_ok(z, None, out):
+        checks.matching("stabilize", (("z", z),), (("out", out),))
     _stabilize.pick(z.size)(_flat(z), z.dtype.type(eps), _flat(out))
     return out
 
 
 def multiply_abs(values, param, out):
-    """``out = |param| * values``, elementwise (the |theta| factor of LFP feedback)."""
+    """``out = |param| * values``, elementwise (the |theta| factor of LFP feedback); all three of
+    one shape and dtype."""
+    if not checks.elementwise_ok(values, param, out):
+        inputs = (("values", values), ("param", param))
+        checks.matching("multiply_abs", inputs, (("out", out),))
     _multiply_abs.pick(values.size)(_flat(values), _flat(param), _flat(out))
     return out
 
 
 def multiply(a, b, out):
-    """``out = a * b``, elementwise."""
+    """``out = a * b``, elementwise; all three of one shape and dtype."""
+    if not checks.elementwise_ok(a, b, out):
+        checks.matching("multiply", (("a", a), ("b", b)), (("out", out),))
     _multiply.pick(a.size)(_flat(a), _flat(b), _flat(out))
     return out
 
@@ -119,6 +135,7 @@ _EXPONENT_MASKS = {
 def sum_of_squares(values):
     """``sum_i values_i**2`` accumulated in float64 (float32 input is widened element by element,
     never copied; a non-contiguous array goes through a float64 copy)."""
+    checks.float_array("sum_of_squares", "values", values)
     if not values.flags.c_contiguous:
         flat = values.astype(np.float64).ravel()
         return float(np.dot(flat, flat))
@@ -127,7 +144,10 @@ def sum_of_squares(values):
 
 def all_finite(values):
     """Whether every entry of a float32/float64 array is finite, in one pass without a
-    temporary (``np.isfinite(values).all()`` allocates a boolean array)."""
+    temporary (``np.isfinite(values).all()`` allocates a boolean array). ``values`` must be
+    C-contiguous."""
+    checks.float_array("all_finite", "values", values)
+    checks.contiguous("all_finite", "values", values)
     bit_type, mask = _EXPONENT_MASKS[values.dtype]
     return _max_exponent_bits(_flat(values).view(bit_type), mask) != mask
 
@@ -143,7 +163,23 @@ def sgd_update(
         buf = g  (first_step)   or   buf = momentum * buf + (1 - dampening) * g
         g   = g + momentum * buf  (nesterov)   or   g = buf          (if momentum != 0)
         p   = p + (-lr) * g
+
+    ``param``, ``grad`` and ``buf``: C-contiguous, of ``param``'s shape and dtype; ``param`` and
+    ``buf`` are written. ``buf`` may be None only without momentum (the kernel reads and writes
+    it whenever ``momentum != 0``).
     """
+    caller = "sgd_update"
+    if buf is None:
+        if not checks.elementwise_ok(grad, None, param):
+            checks.matching(caller, (("param", param), ("grad", grad)), (("param", param),))
+        if momentum != 0:
+            raise ValueError(
+                f"{caller}: momentum={momentum!r} needs a momentum buffer of param's shape "
+                f"{tuple(param.shape)}, got buf=None"
+            )
+    elif not (checks.elementwise_ok(grad, buf, param) and checks.is_writeable(buf)):
+        outputs = (("param", param), ("buf", buf))
+        checks.matching(caller, (("param", param), ("grad", grad)), outputs)
     kind = param.dtype.type
     mode = 0 if momentum == 0 else (1 if first_step else 2)
     buf = param[:0].reshape(-1) if buf is None else _flat(buf)

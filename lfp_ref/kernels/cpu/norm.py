@@ -22,6 +22,7 @@ iteration: no shared ``+=``); elementwise passes run ``prange`` over the (b, c) 
 import numpy as np
 from numba import prange
 
+from .. import checks
 from ._jit import kernel
 
 
@@ -116,6 +117,25 @@ def _as3d(a):
     return a
 
 
+_FLOAT64 = (np.dtype(np.float64),)
+
+
+def _check(caller, blocks, channels=(), outputs=(), written=()):
+    """The kernels' contract: ``blocks`` ((name, array) pairs; the first is the reference) and
+    ``outputs`` are C-contiguous (B, C, S) arrays of the reference's shape and float dtype
+    (outputs writeable); ``channels`` are float64 arrays of shape (C,), those in ``written``
+    writeable."""
+    ref_name, ref = blocks[0]
+    checks.ndim(caller, ref_name, ref, 3, "(B, C, S)")
+    checks.matching(caller, blocks, outputs)
+    n_channels = ref.shape[1]
+    for name, a in channels:
+        checks.dtype_in(caller, name, a, _FLOAT64)
+        checks.shape(caller, name, a, (n_channels,), f" (C,) with C = {n_channels} from {ref_name}")
+        if name in written and not checks.is_writeable(a):
+            raise ValueError(f"{caller}: {name} is written in place but is read-only")
+
+
 def channel_stats(x, mean, var_sum):
     """Per-channel batch statistics of ``x`` (B, C, S), accumulated in float64.
 
@@ -123,6 +143,8 @@ def channel_stats(x, mean, var_sum):
     with ``n = B * S``; the biased variance is ``var_sum / n``, the unbiased ``var_sum / (n - 1)``.
     ``mean`` and ``var_sum`` are float64 arrays of shape (C,).
     """
+    written = ("mean", "var_sum")
+    _check("channel_stats", (("x", x),), (("mean", mean), ("var_sum", var_sum)), (), written)
     _channel_stats.pick(x.size)(_as3d(x), mean, var_sum)
     return mean, var_sum
 
@@ -133,6 +155,9 @@ def normalize_affine(x, mean, inv_std, scale, shift, xhat, out):
     x, xhat, out: (B, C, S); mean, inv_std, scale (gamma, ones without affine), shift (beta,
     zeros without affine): float64 (C,).
     """
+    channels = (("mean", mean), ("inv_std", inv_std), ("scale", scale), ("shift", shift))
+    outputs = (("xhat", xhat), ("out", out))
+    _check("normalize_affine", (("x", x),), channels, outputs)
     _normalize_affine.pick(x.size)(_as3d(x), mean, inv_std, scale, shift, _as3d(xhat), _as3d(out))
     return xhat, out
 
@@ -145,6 +170,9 @@ def channel_vjp_sums(v, x, mean, inv_std, sum_v, sum_v_xhat):
     the forward's, so bitwise the cached xhat in float64) rather than read back rounded to
     float32: near-cancelling VJPs (small batches, xhat ~ +-1) would amplify that rounding.
     """
+    channels = (("mean", mean), ("inv_std", inv_std), ("sum_v", sum_v), ("sum_v_xhat", sum_v_xhat))
+    written = ("sum_v", "sum_v_xhat")
+    _check("channel_vjp_sums", (("v", v), ("x", x)), channels, (), written)
     _channel_vjp_sums.pick(v.size)(_as3d(v), _as3d(x), mean, inv_std, sum_v, sum_v_xhat)
     return sum_v, sum_v_xhat
 
@@ -157,6 +185,14 @@ def vjp_input_train(v, x, mean, inv_std, scale, mean_v, mean_v_xhat, out):
     :func:`channel_vjp_sums`), ``scale = gamma * inv_std``, ``mean_v = sum_v / n`` and
     ``mean_v_xhat = sum_v_xhat / n`` are float64 (C,).
     """
+    channels = (
+        ("mean", mean),
+        ("inv_std", inv_std),
+        ("scale", scale),
+        ("mean_v", mean_v),
+        ("mean_v_xhat", mean_v_xhat),
+    )
+    _check("vjp_input_train", (("v", v), ("x", x)), channels, (("out", out),))
     _vjp_input_train.pick(v.size)(
         _as3d(v), _as3d(x), mean, inv_std, scale, mean_v, mean_v_xhat, _as3d(out)
     )
@@ -166,6 +202,7 @@ def vjp_input_train(v, x, mean, inv_std, scale, mean_v, mean_v_xhat, out):
 def vjp_input_eval(v, scale, out):
     """The eval-mode (diagonal) Jacobian applied transposed: ``out = scale_c * v`` with
     ``scale = gamma / sqrt(running_var + eps)`` (float64 (C,))."""
+    _check("vjp_input_eval", (("v", v),), (("scale", scale),), (("out", out),))
     _vjp_input_eval.pick(v.size)(_as3d(v), scale, _as3d(out))
     return out
 
@@ -175,6 +212,16 @@ def update_running_stats(running_mean, running_var, mean, var_sum, n, factor):
     dtype: ``running = factor * batch + (1 - factor) * running`` with the batch mean and the
     UNBIASED batch variance ``var_sum / (n - 1)`` (``factor`` is the momentum, or ``1 /
     num_batches_tracked`` for torch's ``momentum=None`` cumulative average)."""
+    caller = "update_running_stats"
+    checks.float_array(caller, "running_mean", running_mean)
+    checks.ndim(caller, "running_mean", running_mean, 1, "(C,)")
+    n_channels = running_mean.shape[0]
+    checks.output(
+        caller, "running_var", running_var, (n_channels,), "running_mean", running_mean, False
+    )
+    checks.output(caller, "running_mean", running_mean, (n_channels,), need_contiguous=False)
+    for name, a in (("mean", mean), ("var_sum", var_sum)):
+        checks.shape(caller, name, a, (n_channels,), f" (C,) with C = {n_channels}")
     unbiased_var = var_sum / (n - 1)
     running_mean[...] = factor * mean + (1.0 - factor) * running_mean.astype(np.float64)
     running_var[...] = factor * unbiased_var + (1.0 - factor) * running_var.astype(np.float64)

@@ -7,11 +7,20 @@ row-major scan of the window, as the flat index ``ih*W + iw`` into the sample's 
 ``return_indices`` convention).
 
 Every kernel runs one (sample, channel) plane per iteration and writes only into that plane.
+
+The kernels index their arrays flat (or, for the general max pool, by window bounds that assume
+no window lies entirely in the padding), so the public wrappers check
+(:mod:`lfp_ref.kernels.checks`): the geometry (pairs of ints, kernel and stride >= 1,
+0 <= padding <= kernel // 2, torch's limit), C-contiguous 4-D arrays, the pooled array of the
+shape the geometry gives, one float dtype (int64 for ``argmax``), writeable outputs. The VALUES
+of ``argmax`` are trusted: :func:`route_to_argmax` takes the indices :func:`maxpool2d_forward`
+wrote (checking them would be a pass over the data).
 """
 
 import numpy as np
 from numba import prange
 
+from .. import checks
 from ._jit import kernel
 
 
@@ -208,9 +217,45 @@ def pool2d_output_size(height, width, kernel_size, stride, padding):
     return (height + 2 * ph - kh) // sh + 1, (width + 2 * pw - kw) // sw + 1
 
 
+def _check_pool(caller, image_name, image, pooled_name, pooled, kernel_size, stride, padding):
+    """The geometry, a C-contiguous 4-D float image (B, C, H, W) and a C-contiguous pooled array
+    of its dtype and of shape (B, C, Ho, Wo); the one written (``pooled`` for the forward passes,
+    ``image`` for the VJPs) is checked writeable by the caller. Returns the checked geometry."""
+    kernel_size, stride, padding, _ = checks.geometry(caller, kernel_size, stride, padding)
+    (kh, kw), (ph, pw) = kernel_size, padding
+    if ph > kh // 2 or pw > kw // 2:
+        # the general max-pool kernel reads the first entry of each window: a window entirely in
+        # the padding would read past the image
+        raise ValueError(
+            f"{caller}: padding {padding} must be at most half the kernel size {kernel_size} "
+            f"(at most ({kh // 2}, {kw // 2}))"
+        )
+    checks.ndim(caller, image_name, image, 4, "(B, C, H, W)")
+    checks.float_array(caller, image_name, image)
+    checks.contiguous(caller, image_name, image)
+    ho, wo = pool2d_output_size(*image.shape[2:], kernel_size, stride, padding)
+    if ho < 1 or wo < 1:
+        raise ValueError(
+            f"{caller}: {image_name} {tuple(image.shape)} is smaller than the kernel "
+            f"{kernel_size} with padding {padding}"
+        )
+    checks.same_dtype(caller, pooled_name, pooled, image_name, image)
+    checks.shape(caller, pooled_name, pooled, (*image.shape[:2], ho, wo), " (B, C, Ho, Wo)")
+    checks.contiguous(caller, pooled_name, pooled)
+    return kernel_size, stride, padding
+
+
+def _writeable(caller, name, a):
+    if not checks.is_writeable(a):
+        raise ValueError(f"{caller}: {name} is written in place but is read-only")
+
+
 def avgpool2d_forward(x, kernel_size, stride, padding, out):
     """``out[b, c, oh, ow] = sum(window) / (kh*kw)``, padding counted as zeros;
     x (B, C, H, W), out (B, C, Ho, Wo)."""
+    geometry = _check_pool("avgpool2d_forward", "x", x, "out", out, kernel_size, stride, padding)
+    _writeable("avgpool2d_forward", "out", out)
+    kernel_size, stride, padding = geometry
     if _is_2x2(kernel_size, stride, padding):
         _avgpool2d_forward_2x2.pick(x.size)(x, out)
     else:
@@ -221,6 +266,9 @@ def avgpool2d_forward(x, kernel_size, stride, padding, out):
 def avgpool2d_vjp(v, kernel_size, stride, padding, out):
     """The VJP of :func:`avgpool2d_forward` w.r.t. x: each ``v[b, c, oh, ow] / (kh*kw)`` added to
     every input of its window; v (B, C, Ho, Wo), out (B, C, H, W) (overwritten)."""
+    geometry = _check_pool("avgpool2d_vjp", "out", out, "v", v, kernel_size, stride, padding)
+    _writeable("avgpool2d_vjp", "out", out)
+    kernel_size, stride, padding = geometry
     if _is_2x2(kernel_size, stride, padding):
         _avgpool2d_vjp_2x2.pick(out.size)(v, out)
     else:
@@ -231,6 +279,14 @@ def avgpool2d_vjp(v, kernel_size, stride, padding, out):
 def maxpool2d_forward(x, kernel_size, stride, padding, out, argmax):
     """``out = max(window)`` with ``argmax`` (int64, same shape as out) the flat index
     ``ih*W + iw`` of the first maximum in a row-major scan of the window."""
+    caller = "maxpool2d_forward"
+    geometry = _check_pool(caller, "x", x, "out", out, kernel_size, stride, padding)
+    _writeable(caller, "out", out)
+    checks.dtype_in(caller, "argmax", argmax, (np.dtype(np.int64),))
+    checks.shape(caller, "argmax", argmax, out.shape, " (the shape of out)")
+    checks.contiguous(caller, "argmax", argmax, output=True)
+    _writeable(caller, "argmax", argmax)
+    kernel_size, stride, padding = geometry
     if _is_2x2(kernel_size, stride, padding):
         _maxpool2d_forward_2x2.pick(x.size)(x, out, argmax)
     else:
@@ -240,6 +296,21 @@ def maxpool2d_forward(x, kernel_size, stride, padding, out, argmax):
 
 def route_to_argmax(v, argmax, out):
     """``out[b, c].flat[argmax[b, c, oh, ow]] += v[b, c, oh, ow]`` (out overwritten): MaxPool's
-    gradient, and its LFP reward routing."""
+    gradient, and its LFP reward routing. v and argmax (int64, from :func:`maxpool2d_forward`,
+    whose values are trusted) (B, C, Ho, Wo), out (B, C, H, W) of v's dtype; all C-contiguous."""
+    caller = "route_to_argmax"
+    checks.ndim(caller, "out", out, 4, "(B, C, H, W)")
+    checks.ndim(caller, "v", v, 4, "(B, C, Ho, Wo)")
+    checks.float_array(caller, "v", v)
+    checks.contiguous(caller, "v", v)
+    checks.dtype_in(caller, "argmax", argmax, (np.dtype(np.int64),))
+    checks.shape(caller, "argmax", argmax, v.shape, " (the shape of v)")
+    checks.contiguous(caller, "argmax", argmax)
+    checks.output(caller, "out", out, out.shape, "v", v)
+    if tuple(out.shape[:2]) != tuple(v.shape[:2]):
+        raise ValueError(
+            f"{caller}: out {tuple(out.shape)} and v {tuple(v.shape)} must have the same batch "
+            "and channels (B, C)"
+        )
     _route_to_argmax.pick(out.size)(v, argmax, out)
     return out

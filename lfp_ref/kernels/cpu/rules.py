@@ -7,11 +7,14 @@ negative parts, the gamma-modified weights, masking the reward by the sign of th
 accumulating the signed messages into the feedback. The stabiliser is NOT here: every rule divides
 through ``elementwise.stabilized_ratio``.
 
-Arrays come in flat (1-D, C-contiguous) with preallocated outputs, as in ``elementwise``.
+Arrays come in flat (1-D, C-contiguous) with preallocated outputs, as in ``elementwise``, and
+the public wrappers check the same contract (one shape and one dtype for all the arrays of a
+call, C-contiguous, writeable outputs; :func:`lfp_ref.kernels.checks.matching`).
 """
 
 from numba import prange
 
+from .. import checks
 from ._jit import kernel
 from .elementwise import _flat
 
@@ -71,6 +74,8 @@ def _accumulate_product(a, b, out):
 def split_signs(values, positive, negative):
     """``positive = max(values, 0)``, ``negative = min(values, 0)``, elementwise (x+ and x-,
     W+ and W-)."""
+    outputs = (("positive", positive), ("negative", negative))
+    checks.matching("split_signs", (("values", values),), outputs)
     _split_signs.pick(values.size)(_flat(values), _flat(positive), _flat(negative))
     return positive, negative
 
@@ -78,6 +83,8 @@ def split_signs(values, positive, negative):
 def gamma_weights(values, gamma, raised, lowered):
     """``raised = W + gamma W+`` and ``lowered = W + gamma W-`` (the gamma rule's W^ and Wv;
     the same for the bias)."""
+    outputs = (("raised", raised), ("lowered", lowered))
+    checks.matching("gamma_weights", (("values", values),), outputs)
     g = values.dtype.type(gamma)
     _gamma_weights.pick(values.size)(_flat(values), g, _flat(raised), _flat(lowered))
     return raised, lowered
@@ -85,6 +92,8 @@ def gamma_weights(values, gamma, raised, lowered):
 
 def split_by_output_sign(reward, z, positive, negative):
     """``positive = reward * [z > 0]``, ``negative = reward * [z < 0]``, elementwise."""
+    outputs = (("positive", positive), ("negative", negative))
+    checks.matching("split_by_output_sign", (("z", z), ("reward", reward)), outputs)
     _split_by_output_sign.pick(z.size)(_flat(reward), _flat(z), _flat(positive), _flat(negative))
     return positive, negative
 
@@ -92,6 +101,8 @@ def split_by_output_sign(reward, z, positive, negative):
 def accumulate_signed_product(param, modified, values, coef, out):
     """``out += coef * sign(param) * modified * values``, elementwise, ``sign(0) = 0``: adds one
     term's connection messages ``modified * values`` to the LFP feedback of ``param``."""
+    inputs = (("out", out), ("param", param), ("modified", modified), ("values", values))
+    checks.matching("accumulate_signed_product", inputs, (("out", out),))
     c = out.dtype.type(coef)
     _accumulate_signed_product.pick(out.size)(
         _flat(param), _flat(modified), _flat(values), c, _flat(out)
@@ -101,5 +112,6 @@ def accumulate_signed_product(param, modified, values, coef, out):
 
 def accumulate_product(a, b, out):
     """``out += a * b``, elementwise."""
+    checks.matching("accumulate_product", (("out", out), ("a", a), ("b", b)), (("out", out),))
     _accumulate_product.pick(out.size)(_flat(a), _flat(b), _flat(out))
     return out
