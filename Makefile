@@ -11,7 +11,7 @@ GSTAMP := $(VENV)/.installed-gpu
 # the GPU extra: gpu (CuPy and numba-cuda for CUDA 13) or gpu-cuda12
 GPU_EXTRA ?= gpu
 
-.PHONY: setup setup-crosscheck setup-cudasim setup-gpu run test test-slow test-cudasim test-gpu crosscheck lint format bench walkthrough figures verify clean
+.PHONY: setup setup-crosscheck setup-cudasim setup-gpu run test test-slow test-cudasim test-gpu crosscheck lint format bench walkthrough figures figures-full verify clean
 
 setup: $(STAMP)
 
@@ -118,8 +118,24 @@ docs: setup
 	rm -rf docs/api
 	$(BIN)/python -c "$$API_DOCS"
 
+# the paper's figures (figures/README.md): `make figures` runs every script's quick mode (under
+# 20 minutes on 2 cores), `make figures-full` the full ones (PNGs copied to figures/png/); each
+# prints its duration. Outputs and training runs in figures/out/ (finished runs are reused).
+FIGURE_SCRIPTS := toy toy_activations neuron_weight_space silu_escape misclassification rules lr_scale
+
+define run_figures
+	@start=$$(date +%s); for name in $(FIGURE_SCRIPTS); do \
+		begin=$$(date +%s); \
+		$(BIN)/python figures/fig_$$name.py $(1) || exit 1; \
+		echo "figure $$name: $$(( $$(date +%s) - begin )) s"; \
+	done; echo "all figures ($(or $(1),full mode)): $$(( $$(date +%s) - start )) s"
+endef
+
 figures: setup
-	$(BIN)/python figures/rule_study.py
+	$(call run_figures,--quick)
+
+figures-full: setup
+	$(call run_figures,)
 
 walkthrough: setup
 	$(BIN)/python docs/make_walkthrough.py

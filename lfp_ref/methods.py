@@ -337,3 +337,10 @@ __all__ = [
     "rule_arguments",
     "unregister_method",
 ]
+
+
+# --------------------------------------------------------------------------------------------
+# Feedback Alignment: lfp_ref/feedback_alignment.py registers the method "fa" (imported here so
+# that every user of the registry finds it)
+
+from . import feedback_alignment as _feedback_alignment  # noqa: E402, F401

@@ -8,7 +8,7 @@ import importlib
 import sys
 
 # subcommand module names, in the order ``lfp-ref --help`` lists them
-SUBCOMMANDS = ("train", "eval", "compare", "export", "crosscheck", "verify", "explain")
+SUBCOMMANDS = ("train", "eval", "compare", "export", "crosscheck", "verify", "explain", "sweep")
 
 
 class CLIError(Exception):
