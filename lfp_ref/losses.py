@@ -1,9 +1,9 @@
 """Losses for the gradient-descent baseline. Each returns ``(loss, dL/dlogits)``."""
 
 import numpy as np
-from scipy.special import expit, log_softmax, softmax
 
 from ._checks import check_labels, check_logits_2d
+from .kernels import backend_of
 
 REDUCTIONS = ("mean", "sum")
 
@@ -18,9 +18,11 @@ def cross_entropy(logits, y, reduction="mean"):
     ``dL/dz = softmax(z) - Y`` (divided by B)."""
     check_logits_2d(logits, "cross_entropy")
     y = check_labels(y, logits.shape[1], logits.shape[0])
-    rows = np.arange(len(y))
-    loss = _reduce(-log_softmax(logits, axis=1)[rows, y], len(y), reduction)
-    grad = softmax(logits, axis=1)
+    bk = backend_of(logits)  # scipy.special on the CPU, its CuPy twin on a GPU
+    y = bk.asarray(y)
+    rows = bk.xp.arange(len(y))
+    loss = _reduce(-bk.special.log_softmax(logits, axis=1)[rows, y], len(y), reduction)
+    grad = bk.special.softmax(logits, axis=1)
     grad[rows, y] -= 1
     if reduction == "mean":
         grad /= len(y)
@@ -31,11 +33,13 @@ def binary_cross_entropy_with_logits(logits, y, reduction="mean"):
     """One logit per sample ((B,) or (B, 1)), y in {0, 1}:
     ``L = -[y log s(z) + (1 - y) log(1 - s(z))]``, ``dL/dz = s(z) - y``."""
     z = logits.reshape(-1)
-    target = check_labels(y, 2, z.shape[0]).astype(logits.dtype)
+    bk = backend_of(z)
+    xp = bk.xp
+    target = bk.asarray(check_labels(y, 2, z.shape[0]), dtype=logits.dtype)
     # log(1 + exp(-|z|)) + max(z, 0) - z y, the stable form
-    per = np.logaddexp(0, -np.abs(z)) + np.maximum(z, 0) - z * target
+    per = xp.logaddexp(0, -xp.abs(z)) + xp.maximum(z, 0) - z * target
     loss = _reduce(per, len(z), reduction)
-    grad = expit(z) - target
+    grad = bk.special.expit(z) - target
     if reduction == "mean":
         grad /= len(z)
     return loss, grad.reshape(logits.shape).astype(logits.dtype)
@@ -44,14 +48,16 @@ def binary_cross_entropy_with_logits(logits, y, reduction="mean"):
 def mse(logits, y, reduction="mean"):
     """``L = sum (z - t)^2`` (divided by the number of elements for "mean", as torch); ``t`` is
     ``y`` itself when it has the logits' shape, else the one-hot encoding of labels ``y``."""
-    y = np.asarray(y)
+    bk = backend_of(logits)
+    if not hasattr(y, "dtype"):
+        y = np.asarray(y)
     if y.shape == logits.shape and y.dtype.kind == "f":
-        target = y.astype(logits.dtype)
+        target = bk.asarray(y, dtype=logits.dtype)
     else:
         check_logits_2d(logits, "mse with labels")
-        labels = check_labels(y, logits.shape[1], logits.shape[0])
-        target = np.zeros_like(logits)
-        target[np.arange(len(labels)), labels] = 1
+        labels = bk.asarray(check_labels(y, logits.shape[1], logits.shape[0]))
+        target = bk.xp.zeros_like(logits)
+        target[bk.xp.arange(len(labels)), labels] = 1
     diff = logits - target
     loss = _reduce(diff * diff, diff.size, reduction)
     grad = 2 * diff
@@ -78,10 +84,12 @@ def snn_ce_rate(logits, y, reduction="mean"):
         )
     steps, batch, classes = logits.shape
     y = check_labels(y, classes, batch)
-    rows = np.arange(batch)
-    per_step = -log_softmax(logits, axis=2)[:, rows, y]  # (T, B)
+    bk = backend_of(logits)  # scipy.special on the CPU, its CuPy twin on a GPU
+    y = bk.asarray(y)
+    rows = bk.xp.arange(batch)
+    per_step = -bk.special.log_softmax(logits, axis=2)[:, rows, y]  # (T, B)
     loss = _reduce(per_step, batch, reduction) / steps
-    grad = softmax(logits, axis=2)  # (T, B, C)
+    grad = bk.special.softmax(logits, axis=2)  # (T, B, C)
     grad[:, rows, y] -= 1
     grad /= steps * batch if reduction == "mean" else steps
     return loss, grad

@@ -5,31 +5,36 @@ is (B, C) and ``y`` integer labels (B,). Parametrised rewards are factories retu
 function (``bounded_softmax(lower=0.1)``).
 """
 
-import numpy as np
-from scipy.special import expit, softmax
-
 from ._checks import check_labels, check_logits_2d
+from .kernels import backend_of
 
 
 def _one_hot(logits, y, what):
     check_logits_2d(logits, what)
     y = check_labels(y, logits.shape[1], logits.shape[0])
-    onehot = np.zeros_like(logits)
-    onehot[np.arange(len(y)), y] = 1
+    bk = backend_of(logits)
+    y = bk.asarray(y)  # the labels where the logits are (a copy to the device for a GPU)
+    onehot = bk.xp.zeros_like(logits)
+    onehot[bk.xp.arange(len(y)), y] = 1
     return onehot, y
+
+
+def _special(logits):
+    # scipy.special for NumPy arrays, its CuPy twin on a GPU (lfp_ref.kernels.Backend.special)
+    return backend_of(logits).special
 
 
 def softmax_loss(logits, y):
     """``r = z * (Y - softmax(z))``, the paper's default. At the last layer ``rho = Y - p`` up
     to eps, i.e. minus the gradient of the summed cross-entropy w.r.t. the logits."""
     onehot, _ = _one_hot(logits, y, "softmax_loss")
-    return logits * (onehot - softmax(logits, axis=1))
+    return logits * (onehot - _special(logits).softmax(logits, axis=1))
 
 
 def sigmoid_loss(logits, y):
     """``r = z * (Y - sigmoid(z))``."""
     onehot, _ = _one_hot(logits, y, "sigmoid_loss")
-    return logits * (onehot - expit(logits))
+    return logits * (onehot - _special(logits).expit(logits))
 
 
 def binary_sigmoid_loss(logits, y):
@@ -37,8 +42,8 @@ def binary_sigmoid_loss(logits, y):
     z = logits.reshape(-1)
     if logits.ndim == 2 and logits.shape[1] != 1 or logits.ndim > 2:
         raise ValueError(f"binary_sigmoid_loss expects logits (B,) or (B, 1), got {logits.shape}")
-    target = check_labels(y, 2, z.shape[0]).astype(logits.dtype)
-    return (z * (target - expit(z))).reshape(logits.shape)
+    target = backend_of(z).asarray(check_labels(y, 2, z.shape[0]), dtype=logits.dtype)
+    return (z * (target - _special(z).expit(z))).reshape(logits.shape)
 
 
 def bounded_softmax(lower=0.0, higher=1.0, sign_only=False):
@@ -49,9 +54,10 @@ def bounded_softmax(lower=0.0, higher=1.0, sign_only=False):
 
     def reward(logits, y):
         onehot, _ = _one_hot(logits, y, "bounded_softmax")
-        p = softmax(logits, axis=1)
-        p = np.where(p > higher, 1, np.where(p < lower, 0, p)).astype(logits.dtype)
-        scale = np.sign(logits) if sign_only else logits
+        xp = backend_of(logits).xp
+        p = _special(logits).softmax(logits, axis=1)
+        p = xp.where(p > higher, 1, xp.where(p < lower, 0, p)).astype(logits.dtype)
+        scale = xp.sign(logits) if sign_only else logits
         return scale * (onehot - p)
 
     reward.__name__ = f"bounded_softmax(lower={lower}, higher={higher}, sign_only={sign_only})"
@@ -62,11 +68,12 @@ def correct_classification(logits, y):
     """``r[b, y_b] = sign(z[b, y_b])`` where the label's logit is the maximum (ties count as
     correct); every other entry 0."""
     _, y = _one_hot(logits, y, "correct_classification")
-    rows = np.arange(len(y))
+    xp = backend_of(logits).xp
+    rows = xp.arange(len(y))
     label_logit = logits[rows, y]
-    r = np.zeros_like(logits)
+    r = xp.zeros_like(logits)
     correct = label_logit == logits.max(axis=1)
-    r[rows[correct], y[correct]] = np.sign(label_logit[correct])
+    r[rows[correct], y[correct]] = xp.sign(label_logit[correct])
     return r
 
 
@@ -74,13 +81,14 @@ def misclassification(logits, y):
     """``r[b, c] = -sign(z[b, c])`` where ``z[b, c] > z[b, y_b]`` (classes that beat the label),
     else 0."""
     _, y = _one_hot(logits, y, "misclassification")
-    label_logit = logits[np.arange(len(y)), y][:, None]
-    return np.where(logits > label_logit, -np.sign(logits), 0).astype(logits.dtype)
+    xp = backend_of(logits).xp
+    label_logit = logits[xp.arange(len(y)), y][:, None]
+    return xp.where(logits > label_logit, -xp.sign(logits), 0).astype(logits.dtype)
 
 
 def maximize_neuron(logits, y=None):
     """``r = sign(z) * (1 - sigmoid(z))`` for every output (y is ignored)."""
-    return np.sign(logits) * (1 - expit(logits))
+    return backend_of(logits).xp.sign(logits) * (1 - _special(logits).expit(logits))
 
 
 def minimize_neuron(logits, y=None):
@@ -117,14 +125,16 @@ def snn_rate_coded(divide_by_t=False):
                 f"got {getattr(spikes, 'shape', None)}"
             )
         steps, batch, classes = spikes.shape
-        y = check_labels(y, classes, batch)
+        bk = backend_of(spikes)
+        xp, expit = bk.xp, bk.special.expit
+        y = bk.asarray(check_labels(y, classes, batch))
         count = spikes.sum(axis=0)  # P, (B, C)
         half = steps // 2
         pos = 1 - expit(count - half)  # (B, C)
         neg = 1 - expit((steps - count) - half)  # (B, C)
-        label = np.zeros((batch, classes), dtype=bool)
-        label[np.arange(batch), y] = True
-        r = np.where(label, pos, -spikes * neg)  # (T, B, C), label entries pos at every step
+        label = xp.zeros((batch, classes), dtype=bool)
+        label[xp.arange(batch), y] = True
+        r = xp.where(label, pos, -spikes * neg)  # (T, B, C), label entries pos at every step
         if divide_by_t:
             r = r / steps
         return r.astype(spikes.dtype, copy=False)

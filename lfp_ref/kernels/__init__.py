@@ -84,6 +84,14 @@ class Backend:
     def is_array(self, a):
         return isinstance(a, self.array_type)
 
+    @property
+    def special(self):
+        """The special functions (``softmax``, ``log_softmax``, ``expit``) for this backend's
+        arrays: ``scipy.special`` for NumPy arrays."""
+        import scipy.special
+
+        return scipy.special
+
     def same_memory(self, a, b):
         """Whether two arrays are the same view of the same memory (``a is b`` up to view
         objects): same start address, shape, strides and dtype."""

@@ -2,9 +2,15 @@
 section 2); under backprop, ``dL/dx = dL/dy * f'(x)``."""
 
 import numpy as np
-from scipy.special import expit
 
+from ..kernels import backend_of
 from .base import Activation
+
+
+def expit(x):
+    """The logistic function: scipy.special.expit on the CPU, its CuPy twin on a GPU (NumPy's
+    own functions reach CuPy arrays through NumPy's dispatch protocols; SciPy's do not)."""
+    return backend_of(x).special.expit(x)
 
 
 class Identity(Activation):

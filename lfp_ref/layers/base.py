@@ -253,7 +253,10 @@ class Layer:
             entries = {**layer.own_parameters(), **layer.own_buffers()}
             for name in (*layer.param_names, *layer.buffer_names):
                 if name in entries:
-                    state[f"{prefix}.{name}" if prefix else name] = np.array(entries[name])
+                    value = entries[name]  # a host copy: checkpoints and torch read NumPy
+                    state[f"{prefix}.{name}" if prefix else name] = np.array(
+                        backend_of(value).to_numpy(value)
+                    )
         return state
 
     def load_state_dict(self, state):

@@ -285,7 +285,9 @@ class Optimizer:
         for name, entries in self.state.items():
             for key, value in entries.items():
                 out[f"{_STATE_PREFIX}{name}/{key}"] = (
-                    value.copy() if isinstance(value, np.ndarray) else int(value)
+                    int(value)
+                    if isinstance(value, (int, np.integer))
+                    else np.array(backend_of(value).to_numpy(value))  # a host copy
                 )
         return out
 
@@ -336,7 +338,9 @@ class Optimizer:
                     f"state_dict entry {full!r} has shape {array.shape} but parameter {name!r} "
                     f"has shape {param.shape}; the checkpoint is for a different model"
                 )
-            state.setdefault(name, {})[key] = np.array(array, dtype=param.dtype, copy=True)
+            # a copy on the parameter's backend (the device, for a model on a GPU)
+            copy = np.array(array, dtype=param.dtype, copy=True)
+            state.setdefault(name, {})[key] = backend_of(param).asarray(copy)
         _check_no_extra_keys(state_dict, known, owner)
         for name, entries in state.items():
             missing = self._required_state_keys(hyper) - set(entries)

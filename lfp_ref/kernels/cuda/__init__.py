@@ -187,6 +187,12 @@ def _cupy_backend():
         def address(self, a):
             return a.data.ptr
 
+        @property
+        def special(self):
+            import cupyx.scipy.special
+
+            return cupyx.scipy.special
+
         def to_numpy(self, a):
             """A host copy (``cupy.ndarray.get()``)."""
             return a.get() if isinstance(a, cupy.ndarray) else np.asarray(a)
