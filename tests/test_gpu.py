@@ -251,13 +251,8 @@ def test_every_zoo_model_on_the_device_gives_the_cpu_path(name, dtype):
     assert LAUNCHES["sgd_update"] >= STEPS and LAUNCHES["sum_of_squares_partials"] >= STEPS
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="softmax_loss and cross_entropy call SciPy, which converts to NumPy (CuPy refuses); "
-    "they need the array namespace (docs/gpu.md)",
-)
 def test_the_library_rewards_and_losses_take_device_arrays():
+    # the softmax and logistic functions come from Backend.special (cupyx.scipy.special here)
     model, input_shape = build("mlp", np.float64)
     model.to("cuda")
     x = cupy.asarray(np.random.default_rng(0).normal(size=(BATCH, *input_shape)))
