@@ -357,8 +357,12 @@ def test_explain_prints_the_trace_and_writes_pngs(model, tmp_path, capsys):
 def test_explain_errors_are_one_line(tmp_path, capsys):
     from lfp_ref.cli import main
 
-    assert main(["explain", "--batch-size", "0", "--out", str(tmp_path)]) == 2
-    assert "--batch-size must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse refuses it: exit 2, one line
+        main(["explain", "--batch-size", "0", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "argument --batch-size: expected a positive integer, got '0'" in err
+    assert len(err.strip().splitlines()) == 1
     assert main(["explain", "--lr", "-1", "--no-plots"]) == 2
     assert "--lr must be a positive number" in capsys.readouterr().err
 
