@@ -129,12 +129,14 @@ def collect(model, params):
     squares is finite exactly when every entry is (unless float64 squares overflow, which the
     exact check below tells apart); the optimizer and clipping reuse the sums.
     """
-    for alias, name in model.parameter_aliases().items():
-        value = params.pop(alias, None)
-        if value is not None:
-            params[name] += value
+    names = [name for name, _ in model.named_parameters()]
+    if len(params) != len(names):  # more entries than parameters: a layer used more than once
+        for alias, name in model.parameter_aliases().items():
+            value = params.pop(alias, None)
+            if value is not None:
+                params[name] += value
     ordered, squared = {}, {}
-    for name, _ in model.named_parameters():
+    for name in names:
         value = params[name]
         bk = backend_of(value)
         squared[name] = bk.elementwise.sum_of_squares(value)

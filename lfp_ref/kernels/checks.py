@@ -254,6 +254,11 @@ def agree(first, others, out, out_shape):
 
 
 def _pair(caller, name, value, minimum):
+    # the layers' own pairs: a tuple of two ints (checked without the abstract-class machinery)
+    if type(value) is tuple and len(value) == 2:
+        first, second = value
+        if type(first) is int and type(second) is int and first >= minimum <= second:
+            return value
     try:
         pair = tuple(value)
     except TypeError:

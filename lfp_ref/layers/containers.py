@@ -14,7 +14,10 @@ from .base import Container, Layer
 
 
 def has_parameters(layer):
-    return any(True for _ in layer.named_parameters())
+    children = layer.children()
+    if not children:  # a leaf: one look at its own parameters, no generator walk
+        return any(getattr(layer, name) is not None for name in layer.param_names)
+    return any(has_parameters(child) for _, child in children) or bool(layer.own_parameters())
 
 
 def accumulate(params, prefix, own):
