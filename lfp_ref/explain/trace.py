@@ -223,8 +223,7 @@ class Trace:
         lines.insert(1, "-" * max(len(line) for line in lines))
         loss = "" if self.loss is None else f"; summed cross-entropy {self.loss:.6g}"
         title = (
-            f"LFP trace: reward {self.reward_name}, rule {self.rule}, "
-            f"batch {self.batch_size}{loss}"
+            f"LFP trace: reward {self.reward_name}, rule {self.rule}, batch {self.batch_size}{loss}"
         )
         notes = [
             "R arriving: sum of the reward at the layer's output; R leaving: sum handed to its "

@@ -12,7 +12,6 @@ The model is rebuilt from ``config.json`` (the zoo name or the user factory
 and its parameters and buffers are read from the checkpoint (``last.npz`` by default).
 """
 
-
 import dataclasses
 import json
 from pathlib import Path
