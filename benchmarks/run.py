@@ -40,6 +40,13 @@ LR, MOMENTUM, CLIP = 1e-3, 0.9, 3.0
 LFPROP_TARGET = {"mlp-1000": 0.5, "mlp-256": 0.5, "lenet-5": 0.5, "vgg-small": 0.7}
 GD_TARGET = 1.15
 ROOFLINE_TARGET = ("mlp-1000", 0.75)
+#: the spiking configurations (float32, T time steps): zoo model, one sample's shape, batch
+SNN_MODELS = {"snn-mlp": ("snn-mlp", (784,), 128), "snn-cnn": ("snn-cnn", (1, 28, 28), 64)}
+SNN_STEPS = 15
+#: targets of the spiking-networks issue: lfp_ref's SNN LFP step <= 0.5x lfprop's and <= 1.2x
+#: lfp_ref's own surrogate BPTT step
+SNN_LFPROP_TARGET = 0.5
+SNN_BPTT_TARGET = 1.2
 SWEEP_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 SWEEP_WIDTHS = (64, 128, 256, 512, 1000, 2000)
 
@@ -192,6 +199,191 @@ def worker_steps(config):
     return result
 
 
+def snn_build(name, dtype=np.float32, seed=0):
+    """The spiking benchmark model ``name`` of SNN_MODELS (the zoo's, T = SNN_STEPS, torch's
+    default initialisation from ``seed``)."""
+    from lfp_ref import zoo
+
+    model, shape, _ = SNN_MODELS[name]
+    return zoo.build(model, num_classes=10, input_shape=shape, seed=seed, dtype=np.dtype(dtype),
+                     timesteps=SNN_STEPS)  # fmt: skip
+
+
+def snn_batch(name, dtype=np.float32, seed=0):
+    """A batch of random images in [0, 1] (the model's sample shape) and labels."""
+    _, shape, size = SNN_MODELS[name]
+    rng = np.random.default_rng(seed)
+    return rng.random((size, *shape)).astype(dtype), rng.integers(0, 10, size)
+
+
+def snn_contenders(name, with_peers, threads):
+    """The four SNN training steps of configuration ``name`` from the same weights on the same
+    batch: lfp_ref's LFP (rate-coded reward over T) and surrogate BPTT (snn_ce_rate, atan), and,
+    with the peers, lfprop's SNN LFP step and snntorch's BPTT step. Returns ``(contenders,
+    note)`` (note: why the peers are missing)."""
+    from lfp_ref import engine, optim
+
+    x, y = snn_batch(name)
+    lfp_model, bptt_model = snn_build(name), snn_build(name)
+    lfp_opt = optim.SGD(lfp_model, lr=LR, momentum=MOMENTUM)
+    bptt_opt = optim.SGD(bptt_model, lr=LR, momentum=MOMENTUM)
+    contenders = {
+        "lfp_ref SNN LFP": lambda: engine.lfp_step(
+            lfp_model, lfp_opt, x, y, reward="snn_rate_coded_mean", clip_norm=CLIP
+        ),
+        "lfp_ref SNN BPTT": lambda: engine.gd_step(
+            bptt_model, bptt_opt, x, y, loss="snn_ce_rate", clip_norm=CLIP
+        ),
+    }
+    note = ""
+    if with_peers:
+        from benchmarks import peers
+
+        ok, note = peers.snn_available()
+        if ok:
+            peers.set_threads(threads)
+            tx, ty = peers.as_tensors(x, y)
+            lfprop = peers.lfprop_snn_step(
+                peers.snn_twin(snn_build(name), "step"), SNN_STEPS, LR, MOMENTUM, CLIP
+            )
+            bptt = peers.snntorch_bptt_step(
+                peers.snn_twin(snn_build(name), "atan"), SNN_STEPS, LR, MOMENTUM, CLIP
+            )
+            contenders["lfprop SNN LFP"] = lambda: lfprop(tx, ty)
+            contenders["snntorch BPTT"] = lambda: bptt(tx, ty)
+    return contenders, note
+
+
+def worker_snn_steps(config):
+    """The SNN steps of one configuration (float32), interleaved."""
+    contenders, note = snn_contenders(config["model"], config["peers"], config["threads"])
+    result = {"batch": SNN_MODELS[config["model"]][2], "timesteps": SNN_STEPS}
+    result["peers"] = "lfprop SNN LFP" in contenders
+    if note:
+        result["peer_error"] = note
+    result["times"] = _interleaved(contenders, config["repeats"])
+    return result
+
+
+def _median_ms(fn, repeats, warmup=2):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1e3
+
+
+def _snn_layer_phases(layer, first, x_in, r_out, g_out, rule_for, repeats):
+    """One layer's forward, LFP feedback and backward (ms) at the inputs of one pass; for a LIF
+    also its time-loop kernels and its current's forward and VJP (the GEMMs) alone."""
+    from lfp_ref.kernels import backend_of
+    from lfp_ref.snn import LIF
+
+    def forward(module):  # a new pass each time: no stack of saved uses grows
+        module.clear_caches()
+        return module.forward(x_in)
+
+    row = {
+        "forward": _median_ms(lambda: forward(layer), repeats),
+        "feedback": _median_ms(lambda: layer.feedback(r_out, rule_for, not first), repeats),
+        "backward": _median_ms(lambda: layer.backward(g_out, not first), repeats),
+    }
+    if not isinstance(layer, LIF):
+        return row
+    steps = layer.timesteps
+    rows = (steps, -1)
+    forward(layer)
+    membrane = layer.saved()[0]
+    current = forward(layer.current).reshape(rows)
+    bk = backend_of(membrane)
+    mem, spikes, rho = (np.empty_like(membrane).reshape(rows) for _ in range(3))
+    reward = np.ascontiguousarray(r_out, membrane.dtype).reshape(rows)
+    grad = np.ascontiguousarray(g_out, membrane.dtype).reshape(rows)
+    u = membrane.reshape(rows)
+    beta, threshold = layer.beta, layer.threshold
+    row["forward: current"] = _median_ms(lambda: forward(layer.current), repeats)
+    row["forward: LIF kernel"] = _median_ms(
+        lambda: bk.lif.lif_forward(current, beta, threshold, layer.reset, mem, spikes), repeats
+    )
+    row["feedback: LIF kernel"] = _median_ms(
+        lambda: bk.lif.lif_feedback(reward, u, beta, threshold, 1e-6, rho), repeats
+    )
+    row["backward: LIF kernel"] = _median_ms(
+        lambda: bk.lif.lif_surrogate_backward(
+            grad, u, beta, threshold, layer.alpha, mem, layer.surrogate, layer.reset
+        ),
+        repeats,
+    )
+    forward(layer)
+    vjp_input = rho.reshape(membrane.shape)
+    row["feedback: current VJP"] = _median_ms(
+        lambda: layer.current.vjp(vjp_input, input_vjp=not first), repeats
+    )
+    return row
+
+
+def snn_phases(name, repeats):
+    """Where the time of lfp_ref's SNN LFP and BPTT steps goes (medians of ``repeats``, ms):
+    the whole steps, the forward pass, the reward and loss, the reverse walks, the norms and the
+    optimizer; per layer its forward, LFP feedback and backward, a LIF's split into the time-loop
+    kernel and the wrapped Dense/Conv2d (its GEMMs)."""
+    from lfp_ref import engine, losses, optim, rewards
+
+    x, y = snn_batch(name)
+    model = snn_build(name)
+    opt = optim.SGD(model, lr=LR, momentum=MOMENTUM)
+    rule_for = engine.rule_resolver(eps=1e-6)
+    reward_fn = rewards.snn_rate_coded(divide_by_t=True)
+    step = {
+        "LFP step": lambda: engine.lfp_step(
+            model, opt, x, y, reward="snn_rate_coded_mean", clip_norm=CLIP
+        ),
+        "BPTT step": lambda: engine.gd_step(model, opt, x, y, loss="snn_ce_rate", clip_norm=CLIP),
+    }
+    out = {"step": {k: _median_ms(fn, repeats) for k, fn in step.items()}, "layers": []}
+    out["step"]["forward"] = _median_ms(lambda: engine.forward(model, x), repeats)
+    _, spikes = engine.forward(model, x)
+    reward = reward_fn(spikes, y)
+    _, grad = losses.snn_ce_rate(spikes, y)
+    out["step"]["reward"] = _median_ms(lambda: reward_fn(spikes, y), repeats)
+    out["step"]["loss"] = _median_ms(lambda: losses.snn_ce_rate(spikes, y), repeats)
+    out["step"]["feedback walk"] = _median_ms(
+        lambda: model.feedback(reward, rule_for, input_reward=False), repeats
+    )
+    out["step"]["backward walk"] = _median_ms(
+        lambda: model.backward(grad, input_grad=False), repeats
+    )
+    params, squared = engine.collect(model, model.feedback(reward, rule_for, False)[1])
+    out["step"]["norms (collect, with a copy)"] = _median_ms(
+        lambda: engine.collect(model, {k: v.copy() for k, v in params.items()}), repeats
+    )
+    out["step"]["optimizer"] = _median_ms(lambda: opt.step(params, squared_norms=squared), repeats)
+    # per layer, at the inputs and output rewards / gradients of one pass
+    engine.forward(model, x)
+    folded = np.ascontiguousarray(np.broadcast_to(x, (SNN_STEPS, *x.shape)))
+    inputs = [folded.reshape(-1, *x.shape[1:])]
+    for layer in model.layers:
+        inputs.append(layer.forward(inputs[-1]))
+    r = np.ascontiguousarray(reward.reshape(-1, reward.shape[-1]))
+    g = np.ascontiguousarray(grad.reshape(-1, grad.shape[-1]))
+    outs = [None] * len(model.layers)
+    for index in reversed(range(len(model.layers))):
+        outs[index] = (r, g)
+        r = model.layers[index].feedback(r, rule_for)[0]
+        g = model.layers[index].backward(g)[0]
+    for index, layer in enumerate(model.layers):
+        row = _snn_layer_phases(layer, index == 0, inputs[index], *outs[index], rule_for, repeats)
+        out["layers"].append({"layer": f"{index} {type(layer).__name__}", **row})
+    return out
+
+
+def worker_snn_profile(config):
+    return snn_phases(config["model"], config["repeats"])
+
+
 _FIRST_CALL = """
 import json, sys, time
 t0 = time.perf_counter()
@@ -275,6 +467,8 @@ WORKERS = {
     "compile": worker_compile,
     "sweep": worker_sweep,
     "profile": worker_profile,
+    "snn_steps": worker_snn_steps,
+    "snn_profile": worker_snn_profile,
 }
 
 
@@ -303,6 +497,104 @@ def run_worker(kind, config, threads, timeout):
     if done.returncode != 0:
         raise RuntimeError(f"benchmark worker {kind} {config} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def run_snn_steps(name, repeats, peers, threads, processes):
+    """The SNN steps of configuration ``name`` in ``processes`` fresh processes (see
+    :func:`run_steps`)."""
+    config = {"model": name, "repeats": repeats, "peers": peers, "threads": threads}
+    runs = [run_worker("snn_steps", config, threads, 3600) for _ in range(processes)]
+    result = dict(runs[0])
+    result["times"] = {
+        contender: {
+            "median": float(np.median([run["times"][contender]["median"] for run in runs])),
+            "per_process": [run["times"][contender]["median"] for run in runs],
+        }
+        for contender in runs[0]["times"]
+    }
+    return result
+
+
+def snn_rows(snn):
+    """Per spiking configuration: medians, ratios and the two targets."""
+    rows = []
+    for name in SNN_MODELS:
+        res = snn.get(name)
+        if res is None:
+            continue
+        times = res["times"]
+        t = {k: v["median"] for k, v in times.items()}
+        rows.append(
+            {
+                "model": name,
+                "batch": res["batch"],
+                "timesteps": res["timesteps"],
+                "lfp": t["lfp_ref SNN LFP"],
+                "bptt": t["lfp_ref SNN BPTT"],
+                "lfprop": t.get("lfprop SNN LFP"),
+                "snntorch": t.get("snntorch BPTT"),
+                "lfp_lfprop": process_ratio(times, "lfp_ref SNN LFP", "lfprop SNN LFP"),
+                "lfp_bptt": process_ratio(times, "lfp_ref SNN LFP", "lfp_ref SNN BPTT"),
+                "bptt_snntorch": process_ratio(times, "lfp_ref SNN BPTT", "snntorch BPTT"),
+                "peer_error": res.get("peer_error", ""),
+            }
+        )
+    return rows
+
+
+def snn_markdown(snn, profiles=None):
+    """The spiking networks' section of RESULTS.md (and of ``--snn-only``'s output)."""
+    lines = [
+        "## Spiking networks, float32 (T = 15 steps, time folded into the batch)",
+        "",
+        "lfp_ref's SNN LFP step (`lfp_step`, reward snn_rate_coded_mean) and surrogate BPTT "
+        "step (`gd_step`, loss snn_ce_rate, atan surrogate) beside lfprop 1.0.0's SNN LFP step "
+        "(`LFPSNNEpsilonComposite`, its minimal example's loop over T) and snntorch 0.9.4's BPTT "
+        "step (`ce_rate_loss`, `backward()`), on the same weights and batch (random images).",
+        "",
+        "| model | batch | LFP ms | BPTT ms | LFP / BPTT | lfprop SNN LFP ms | snntorch BPTT ms | "
+        "LFP / lfprop | BPTT / snntorch |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    rows = snn_rows(snn)
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['batch']} | {ms(r['lfp'])} | {ms(r['bptt'])} | "
+            f"{fmt_ratio(r['lfp_bptt'])} | {ms(r['lfprop'])} | {ms(r['snntorch'])} | "
+            f"{fmt_ratio(r['lfp_lfprop'])} | {fmt_ratio(r['bptt_snntorch'])} |"
+        )
+    missing = [r["peer_error"] for r in rows if r["peer_error"]]
+    if missing:
+        lines += ["", f"The peer columns are empty: {missing[0]}"]
+    lines += ["", "| target | value | met |", "|---|---|---|"]
+    for name, value, met in snn_targets(rows):
+        shown = "" if value is None else f"{value:.2f}"
+        verdict = "" if met is None else ("yes" if met else "**no**")
+        lines.append(f"| {name} | {shown} | {verdict} |")
+    for name, prof in (profiles or {}).items():
+        lines += ["", f"Where the time goes, {name} (ms, medians):", ""]
+        lines += ["| phase | ms |", "|---|---|"]
+        lines += [f"| {k} | {v:.2f} |" for k, v in prof["step"].items()]
+        keys = sorted({k for row in prof["layers"] for k in row if k != "layer"},
+                      key=lambda k: (k.split(":")[0], ":" in k, k))  # fmt: skip
+        lines += ["", "| layer | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+        for row in prof["layers"]:
+            cells = [f"{row[k]:.2f}" if k in row else "" for k in keys]
+            lines.append(f"| {row['layer']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def snn_targets(rows):
+    """``(target, value, met)`` for the spiking networks' two targets."""
+    out = []
+    for r in rows:
+        value = r["lfp_lfprop"]
+        out.append((f"{r['model']}: SNN LFP <= {SNN_LFPROP_TARGET}x lfprop's", value,
+                    None if value is None else value <= SNN_LFPROP_TARGET))  # fmt: skip
+        value = r["lfp_bptt"]
+        out.append((f"{r['model']}: SNN LFP <= {SNN_BPTT_TARGET}x lfp_ref's BPTT", value,
+                    value <= SNN_BPTT_TARGET))  # fmt: skip
+    return out
 
 
 def run_steps(name, dtype, repeats, peers, threads, processes):
@@ -592,6 +884,8 @@ def markdown(report):
                 f"{fmt_ratio(r['lfp_lfprop'])} | {ms(r['roofline'])} | "
                 f"{r['fraction']:.0%} |"
             )
+    if report.get("snn"):
+        lines += [""] + snn_markdown(report["snn"], report.get("snn_profiles"))
     lines += [
         "",
         "## Targets (issue 5)",
@@ -739,7 +1033,18 @@ def main(argv=None):
         default=None,
         help="also time the float32 steps with 1 thread (default: on, off with --quick)",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS, help="the Markdown report")
+    parser.add_argument(
+        "--snn-models",
+        default=",".join(SNN_MODELS),
+        help="the spiking configurations (empty: none)",
+    )
+    parser.add_argument(
+        "--snn-only",
+        action="store_true",
+        help="run only the spiking configurations (and a profile of their steps) and print "
+        "their section; writes a file only with an explicit --out",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="the Markdown report")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
@@ -752,7 +1057,15 @@ def main(argv=None):
     unknown = sorted(set(models) - set(MODEL_ORDER))
     if unknown:
         parser.error(f"unknown models {unknown}; known: {', '.join(MODEL_ORDER)}")
+    snn_models = [m for m in args.snn_models.split(",") if m]
+    unknown = sorted(set(snn_models) - set(SNN_MODELS))
+    if unknown:
+        parser.error(f"unknown spiking models {unknown}; known: {', '.join(SNN_MODELS)}")
     repeats = args.repeats or (10 if args.quick else 30)
+    if args.snn_only:
+        return snn_only(args, snn_models, repeats)
+    if args.out is None:
+        args.out = RESULTS
     if args.single_thread is None:
         args.single_thread = not args.quick
     threads = args.threads
@@ -803,6 +1116,10 @@ def main(argv=None):
             report.setdefault("steps_1", {})[(name, "float32")] = run_steps(
                 name, "float32", repeats, peers_wanted, 1, processes
             )
+    report["snn"] = {}
+    for name in snn_models:
+        say(f"steps: {name} float32, T = {SNN_STEPS}{' with peers' if peers_wanted else ''} ...")
+        report["snn"][name] = run_snn_steps(name, repeats, peers_wanted, threads, processes)
     say("first-call compile time ...")
     report["compile"] = run_worker("compile", {}, threads, 1200)
     say("scaling sweep ...")
@@ -837,6 +1154,44 @@ def main(argv=None):
     if report.get("sweep"):
         plot_sweep(report["sweep"], args.out.parent / SCALING_PNG.name)
     say(f"wrote {args.out} and {args.out.parent / SCALING_PNG.name}")
+
+
+def snn_only(args, snn_models, repeats):
+    """``--snn-only``: the spiking configurations' steps and profiles, printed (and written to
+    ``--out`` when given)."""
+
+    def say(text):
+        print(text, file=sys.stderr, flush=True)
+
+    processes = 1 if args.quick else args.processes
+    snn, profiles = {}, {}
+    load_before = load_average()
+    for name in snn_models:
+        say(f"steps: {name} float32, T = {SNN_STEPS} ...")
+        snn[name] = run_snn_steps(name, repeats, not args.no_peers, args.threads, processes)
+        say(f"profile: {name} ...")
+        profiles[name] = run_worker(
+            "snn_profile", {"model": name, "repeats": max(3, repeats // 3)}, args.threads, 3600
+        )
+    machine = machine_info()
+    lines = [
+        "# Spiking-network benchmarks",
+        "",
+        f"Generated by `python -m benchmarks.run {' '.join(sys.argv[1:])}` on "
+        f"{datetime.datetime.now().astimezone().strftime('%Y-%m-%d %H:%M %Z')}; "
+        f"{machine['cpu']}, {machine['cores']} cores; {args.threads} threads; load average "
+        f"before / after {load_before} / {load_average()}; SGD lr {LR}, momentum {MOMENTUM}, "
+        f"clipping {CLIP}; ms per step: the median of >= {repeats} interleaved steps per "
+        f"process, median over {processes} process(es).",
+        "",
+        *snn_markdown(snn, profiles),
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text)
+        say(f"wrote {args.out}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -344,3 +344,4 @@ __all__ = [
 # that every user of the registry finds it)
 
 from . import feedback_alignment as _feedback_alignment  # noqa: E402, F401
+from .snn import methods as _snn_methods  # noqa: E402, F401  (registers "surrogate")

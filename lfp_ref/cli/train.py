@@ -9,6 +9,9 @@
     lfp-ref train --model lenet --rule-for Conv2d=zplus --rule-for 0=flat --out runs/mixed
     lfp-ref train --resume runs/lenet-lfp
     lfp-ref train --resume runs/lenet-lfp --epochs 5        # extend a run to 5 epochs
+    lfp-ref train --model snn-mlp --data mnist --method lfp --timesteps 15 --lr 0.02 \\
+        --reward snn_rate_coded_mean                       # a spiking net (lfprop's example)
+    lfp-ref train --model snn-mlp --data mnist --method surrogate --timesteps 15 --lr 0.02
     lfp-ref train --model toy --data swirls --print-config > toy.toml
     lfp-ref train --config toy.toml --lr 0.05 --out runs/toy
 
@@ -153,7 +156,13 @@ _CONFIG_OPTIONS = {
     "--step-size": ("step_size", positive_int, "steplr: decay every N epochs"),
     "--gamma": ("gamma", _number, "steplr: decay factor"),
     "--clip": ("clip", _number, "global L2 clipping of the update (0: no clipping)"),
-    "--reward": ("reward", str, f"LFP reward at the output: {', '.join(rewards.REWARDS)}"),
+    "--reward": (
+        "reward",
+        str,
+        f"LFP reward at the output: {', '.join(rewards.REWARDS)}; unset, the model's own: "
+        "snn_rate_coded for the spiking models (lfprop's minimal example divides it by T: "
+        "snn_rate_coded_mean)",
+    ),
     "--rule": (
         "rule",
         str,
@@ -232,6 +241,7 @@ _DEFAULT_TEXT = {
     "checkpoint_every": "epoch ends only",
     "eval_every": "never",
     "composite": "none",
+    "reward": "softmax_loss",
 }
 
 
@@ -273,6 +283,14 @@ def add_parser(subparsers):
             metavar=metavar,
             help=f"{text} (default: {default})",
         )
+    parser.add_argument(
+        "--timesteps",
+        type=positive_int,
+        metavar="T",
+        help="spiking models (" + ", ".join(spiking_models()) + "): the number of time steps T "
+        "the input is presented for, the model option timesteps (default: the model's, "
+        f"{zoo.known_options(spiking_models()[0])['timesteps']})",
+    )
     parser.add_argument(
         "--keep-checkpoints",
         dest="keep_checkpoints",
@@ -323,6 +341,35 @@ def add_parser(subparsers):
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (default: off)")
     parser.set_defaults(func=run)
     return parser
+
+
+def spiking_models():
+    """The zoo models that take the option ``timesteps`` (the spiking networks)."""
+    return tuple(name for name in zoo.known_models() if "timesteps" in zoo.known_options(name))
+
+
+def _with_timesteps(args, values, given):
+    """``values`` with ``--timesteps T`` as the model option ``timesteps``; a CLIError for a zoo
+    model that is not spiking, or for T given twice (a user factory receives it as the keyword
+    ``timesteps``)."""
+    if args.timesteps is None:
+        return values
+    if "timesteps" in (given.get("model_options") or {}):
+        raise CLIError("--timesteps and --model-option timesteps=... both set T; give one of them")
+    model = values.get("model", TrainConfig.model)
+    if isinstance(model, str) and ":" not in model:
+        try:
+            name = zoo.check_model_name(model)
+        except ValueError:
+            name = None  # the config's own check names the unknown model
+        if name is not None and name not in spiking_models():
+            raise CLIError(
+                f"--timesteps sets the number of time steps of a spiking model "
+                f"({', '.join(spiking_models())}); model {name!r} is not one: drop --timesteps"
+            )
+    options = dict(values.get("model_options") or {})
+    options["timesteps"] = args.timesteps
+    return {**values, "model_options": options}
 
 
 def _option_name(dest):
@@ -504,6 +551,7 @@ def _resume(args, given):
     extra = [_option_name(k) for k in given if k != "epochs"]
     extra += ["--config"] * (args.config is not None)
     extra += ["--out"] * (args.out is not None) + ["--overwrite"] * args.overwrite
+    extra += ["--timesteps"] * (args.timesteps is not None)
     if extra:
         raise CLIError(
             f"--resume continues {args.resume} with its saved configuration; drop "
@@ -533,6 +581,7 @@ def _start(args, given):
     if given.get("clip") == 0:
         given["clip"] = None
     values.update(given)
+    values = _with_timesteps(args, values, given)
     if "momentum" in given and str(values.get("optimizer", "sgd")).lower() != "sgd":
         raise CLIError(
             "--momentum is SGD's; Adam and AdamW use betas (0.9, 0.999): drop "

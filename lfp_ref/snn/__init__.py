@@ -18,7 +18,11 @@ section 6), and the surrogate-gradient baseline.
     lfp.snn.predict(spikes)                           # argmax of the spike counts
 
 The zoo builds the paper's two spiking models: ``zoo.build("snn-mlp", ...)`` and
-``zoo.build("snn-cnn", ...)``.
+``zoo.build("snn-cnn", ...)``. Training: ``TrainConfig(model="snn-mlp", method="lfp")`` (the
+reward defaults to the network's ``"snn_rate_coded"``) or ``method="surrogate"`` (surrogate BPTT,
+registered by :mod:`lfp_ref.snn.methods`); the trainer logs and evaluates the spike counts and
+the rate-coded cross-entropy (:mod:`lfp_ref.train.outputs`). Where the reward goes at each time
+step of a LIF layer: :meth:`LIF.lfp_accounts`.
 """
 
 from .lif import (
@@ -32,23 +36,7 @@ from .lif import (
     check_timesteps,
 )
 from .naming import state_dict_from_torch
-from .sequential import ALLOWED_LAYERS, SpikingSequential
-
-
-def spike_counts(spikes):
-    """``sum_t S``: the spike count of every output, (B, C), from spikes (T, B, C)."""
-    if getattr(spikes, "ndim", 0) != 3:
-        raise ValueError(
-            f"spike_counts expects spikes of shape (T, B, C), got {getattr(spikes, 'shape', None)}"
-        )
-    return spikes.sum(axis=0)
-
-
-def predict(spikes):
-    """The predicted class of every sample, (B,): the output with the most spikes over the T
-    steps (ties: the first such class, as torch's argmax)."""
-    return spike_counts(spikes).argmax(axis=-1)
-
+from .sequential import ALLOWED_LAYERS, SpikingSequential, predict, spike_counts
 
 __all__ = [
     "ALLOWED_LAYERS",

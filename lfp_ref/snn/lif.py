@@ -28,6 +28,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 from ..kernels import backend_of
 from ..layers.base import Layer, WeightedLayer
 
@@ -312,6 +314,130 @@ class LIF(Layer):
         self.current.begin_reverse()
         grad_in, grads = self.current.vjp(grad_current, input_vjp=input_grad)
         return grad_in, {f"current.{name}": value for name, value in grads.items()}
+
+    # -- where the reward goes, step by step ---------------------------------------------------
+
+    def lfp_accounts(self, reward, rule_for=None, eps=None, reward_leaving=None):
+        """Where the reward goes at each time step of this LIF's saved use: a dict of float64
+        arrays of shape (T,), each summed over the batch and the neurons (or the channels and
+        positions of a Conv2d current). Recomputes ``rho`` with the feedback kernel; nothing in
+        the layer changes.
+
+        With ``A_t = r_t + M_t``, ``pre_t = U_t + reset_t threshold = beta U_{t-1} + I_t`` (the
+        membrane before the reset) and ``D_t = |U_{t-1}| + |pre_t - U_{t-1}|``, the rule hands
+        ``rho_t I_t`` to the current (below and to its bias) and ``rho_t beta U_{t-1}`` to step
+        t-1, so that ``A_t = rho_t stab(D_t)`` splits into::
+
+            arriving + from_next = to_below + bias + to_previous + normaliser + stabiliser + other
+
+        ``arriving``
+            ``sum r_t``: the reward arriving at the spikes ``S_t`` from the layer above.
+        ``from_next``
+            ``sum M_t``: what step t+1 handed down (0 at t = T-1; ``from_next[t] =
+            to_previous[t+1]``).
+        ``to_below``
+            ``sum R_x_t``: what leaves to the layer below at step t (``reward_leaving``, the
+            layer's ``R_x`` (T*B, ...), when given; else ``sum rho_t (I_t - b)``, equal in exact
+            arithmetic).
+        ``bias``
+            ``sum rho_t b``: absorbed by the current's bias (``sign(b) F_b`` summed over t).
+        ``to_previous``
+            ``sum M_{t-1} = sum beta U_{t-1} rho_t``: handed to step t-1 (0 at t = 0).
+        ``normaliser``
+            ``sum rho_t (D_t - pre_t)``: NOT passed on. The normaliser sums absolute values,
+            ``D_t - pre_t = (|U_{t-1}| - U_{t-1}) + (|pre_t - U_{t-1}| - (pre_t - U_{t-1}))``,
+            nonzero where the previous membrane or the step's change before the reset is
+            negative. The reset term ``-reset_t threshold`` of ``U_t`` receives nothing: ``D_t``
+            is the pre-reset membrane's, and no message goes to the reset.
+        ``stabiliser``
+            ``sum rho_t (stab(D_t) - D_t) = eps sum rho_t``: NOT passed on.
+        ``other``
+            the rest: rounding (the float32 kernels' rho against these float64 sums).
+
+        So the rule is not conservative: ``normaliser + stabiliser`` is lost at every step
+        (measured, not asserted: :func:`lfp_ref.verify.theory.snn_shares`). Summed over t the
+        transfers between steps cancel (``to_previous[0] = 0``, ``from_next[T-1] = 0``).
+
+        Parameters
+        ----------
+        reward : array (T*B, ...)
+            The reward that arrived at this layer's spikes (what ``feedback`` was given).
+        rule_for, eps
+            The stabiliser: ``eps``, else the LIF's own, else the one ``rule_for(self)`` carries
+            (as :meth:`feedback` finds it).
+        reward_leaving : array (T*B, ...) or None
+            The ``R_x`` the layer's :meth:`feedback` returned, to sum instead of the identity.
+        """
+        membrane, _, steps = self.saved()
+        self._check_like(reward, membrane, "the reward")
+        if eps is None:
+            if self.eps is None and rule_for is None:
+                raise ValueError(
+                    f"{self!r}.lfp_accounts needs the stabiliser: pass eps= or the rule_for of "
+                    "the feedback call"
+                )
+            eps = self._stabilizer(rule_for)
+        bk = backend_of(reward, membrane)
+        reward = bk.contiguous(reward, dtype=membrane.dtype)
+        rho, handed = bk.empty_like(membrane), bk.empty_like(membrane)
+        rows = (steps, -1)
+        bk.lif.lif_feedback(
+            reward.reshape(rows),
+            membrane.reshape(rows),
+            self.beta,
+            self.threshold,
+            eps,
+            rho.reshape(rows),
+            handed.reshape(rows),
+        )
+        self.current.begin_reverse()  # the wrapped layer's use that matches this one
+        current = self.current.cached_output
+        host = bk.to_numpy
+
+        def per_step(values):  # (T*B, ...) -> (T,), float64 sums
+            return np.asarray(host(values), np.float64).reshape(steps, -1).sum(axis=1)
+
+        u = np.asarray(host(membrane), np.float64).reshape(steps, -1)
+        rho64 = np.asarray(host(rho), np.float64).reshape(steps, -1)
+        previous = np.vstack([np.zeros((1, u.shape[1])), u[:-1]])  # U_{t-1}, U_{-1} = 0
+        pre = u + (previous > self.threshold) * self.threshold  # U_t + reset_t threshold
+        normaliser = np.abs(previous) + np.abs(pre - previous)  # D_t
+        bias = self.current.own_parameters().get("bias")
+        if bias is None:
+            bias_rows = np.zeros_like(rho64)
+        else:  # b broadcast over the channel axis of I (Dense: (O,), Conv2d: (C, H, W))
+            per_channel = np.asarray(host(bias), np.float64).reshape(-1, 1)
+            shape = (steps, -1, per_channel.shape[0], int(np.prod(current.shape[2:], dtype=int)))
+            bias_rows = (rho64.reshape(shape) * per_channel).reshape(steps, -1)
+        handed_steps = per_step(handed)
+        if reward_leaving is None:
+            current64 = np.asarray(host(current), np.float64).reshape(steps, -1)
+            to_below = (rho64 * current64).sum(axis=1) - bias_rows.sum(axis=1)
+        else:
+            self._check_leaving(reward_leaving)
+            to_below = per_step(reward_leaving)
+        accounts = {
+            "arriving": per_step(reward),
+            "from_next": np.append(handed_steps[1:], 0.0),
+            "to_below": to_below,
+            "bias": bias_rows.sum(axis=1),
+            "to_previous": handed_steps,
+            "normaliser": (rho64 * (normaliser - pre)).sum(axis=1),
+            "stabiliser": eps * rho64.sum(axis=1),
+        }
+        passed = sum(accounts[k] for k in ("to_below", "bias", "to_previous", "normaliser"))
+        accounts["other"] = (
+            accounts["arriving"] + accounts["from_next"] - passed - accounts["stabiliser"]
+        )
+        return accounts
+
+    def _check_leaving(self, value):
+        expected = self.current.cached_input.shape
+        if getattr(value, "shape", None) != expected:
+            raise ValueError(
+                f"{self!r}: reward_leaving must have the input's (time-folded) shape {expected}, "
+                f"got {getattr(value, 'shape', type(value).__name__)}"
+            )
 
     # -- what the last pass computed -----------------------------------------------------------
 

@@ -14,6 +14,21 @@ from .lif import LIF, check_timesteps
 ALLOWED_LAYERS = (LIF, MaxPool2d, Flatten, Dropout)
 
 
+def spike_counts(spikes):
+    """``sum_t S``: the spike count of every output, (B, C), from spikes (T, B, C)."""
+    if getattr(spikes, "ndim", 0) != 3:
+        raise ValueError(
+            f"spike_counts expects spikes of shape (T, B, C), got {getattr(spikes, 'shape', None)}"
+        )
+    return spikes.sum(axis=0)
+
+
+def predict(spikes):
+    """The predicted class of every sample, (B,): the output with the most spikes over the T
+    steps (ties: the first such class, as torch's argmax)."""
+    return spike_counts(spikes).argmax(axis=-1)
+
+
 class SpikingSequential(Sequential):
     """A spiking network: the same static input at each of T steps, the output spikes (T, B, C).
 
@@ -36,6 +51,12 @@ class SpikingSequential(Sequential):
 
     Prediction: the class with the most spikes, :func:`lfp_ref.snn.predict`.
 
+    Training (:mod:`lfp_ref.train.outputs`): the network answers the trainer's output protocol
+    with its spike counts as class scores (:meth:`class_scores`), the rate-coded cross-entropy
+    ``"snn_ce_rate"`` as its loss (:attr:`output_loss`) and the rate-coded reward
+    ``"snn_rate_coded"`` as the reward a run uses when its configuration names none
+    (:attr:`default_reward`).
+
     Parameters
     ----------
     *layers : LIF, MaxPool2d, Flatten, Dropout
@@ -43,6 +64,11 @@ class SpikingSequential(Sequential):
     timesteps : int >= 1
         T, the number of steps the input is presented for (lfprop: 15 to 25).
     """
+
+    #: the loss the trainer logs and evaluates (a name in lfp_ref.losses.LOSSES)
+    output_loss = "snn_ce_rate"
+    #: the reward of a training run that names none (a name in lfp_ref.rewards.REWARDS)
+    default_reward = "snn_rate_coded"
 
     def __init__(self, *layers, timesteps):
         super().__init__(*layers)
@@ -76,6 +102,11 @@ class SpikingSequential(Sequential):
         for layer in self.layers:
             if isinstance(layer, LIF):
                 layer.timesteps = self._timesteps
+
+    def class_scores(self, output):
+        """The spike count of every class, (B, C), from the output spikes (T, B, C): its argmax
+        is the prediction (:func:`predict`)."""
+        return spike_counts(output)
 
     def lif_layers(self):
         """``(name, LIF)`` for every LIF layer, in order."""

@@ -19,7 +19,10 @@ Modules, along the seams:
   atomically; :mod:`~lfp_ref.train.progress`: the progress bar; :mod:`~lfp_ref.train.plots`:
   learning curves;
 - :mod:`~lfp_ref.train.load`: :func:`load_run`, the trained model of a run folder without its
-  dataset.
+  dataset;
+- :mod:`~lfp_ref.train.outputs`: what the trainer reads off a model's output (class scores,
+  loss, default reward), which a model with another output layout (a spiking network's spikes
+  (T, B, C)) answers itself.
 
 A resumed run repeats the uninterrupted one bit for bit (see :mod:`lfp_ref.train.trainer`).
 """

@@ -70,7 +70,10 @@ class TrainConfig:
         rule name}``, e.g. ``{"Conv2d": "zplus", "0": "flat", "default": "epsilon"}``.
         ``rule_options``: the rule's or composite's options (``{"low": 0.0, "high": 1.0}``),
         with ``rule_for`` per rule name (``{"zbox": {"low": 0.0, "high": 1.0}}``). ``eps``:
-        the epsilon rule's stabiliser. ``reward`` from ``lfp_ref.rewards.REWARDS``.
+        the epsilon rule's stabiliser. ``reward`` from ``lfp_ref.rewards.REWARDS``; None
+        (default): the model's default reward (:func:`lfp_ref.train.outputs.default_reward`:
+        softmax_loss, snn_rate_coded for a spiking network), which the :class:`Trainer` puts in
+        its config once the model is built (so config.json records the name used).
     Optimization
         ``optimizer`` sgd, adam or adamw (``lr``, ``momentum`` is SGD's, ``weight_decay``);
         ``scheduler`` none, onecycle or steplr (``step_size``, ``gamma``); ``clip`` the global
@@ -96,7 +99,7 @@ class TrainConfig:
     step_size: int = 1
     gamma: float = 0.1
     clip: float | None = 3.0
-    reward: str = "softmax_loss"
+    reward: str | None = None
     rule: str | None = None
     eps: float = 1e-6
     activation: str | None = None
@@ -134,8 +137,11 @@ class TrainConfig:
         c.scheduler = _choice("scheduler", c.scheduler, SCHEDULERS)
         c.dtype = _choice("dtype", c.dtype, DTYPES)
         _check_data(c)
-        if c.reward not in _rewards.REWARDS:
-            raise ConfigError(f"unknown reward {c.reward!r}; known: {', '.join(_rewards.REWARDS)}")
+        if c.reward is not None and c.reward not in _rewards.REWARDS:
+            raise ConfigError(
+                f"unknown reward {c.reward!r}; known: {', '.join(_rewards.REWARDS)} (or None: "
+                "the model's default)"
+            )
         for name in ("epochs", "batch_size", "step_size"):
             setattr(c, name, _positive_int(name, getattr(c, name)))
         for name in ("limit_train", "limit_test", "checkpoint_every", "eval_every"):

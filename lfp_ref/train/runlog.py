@@ -14,15 +14,18 @@ start time).
 Metrics, per epoch (``metrics.csv``; wall_time is the only column that is not reproducible):
 
 ==============  =============================================================================
-train_loss      mean over the epoch's samples of the cross-entropy of the logits of the
-                training forward pass (before each update, dropout active), every method
-train_reward    mean over the epoch's samples of the output reward summed over classes,
-                ``sum_c r[b, c]``, of the configured reward at the same logits (every method;
-                for softmax_loss it is ``sum_c z_c (Y_c - p_c)``)
+train_loss      mean over the epoch's samples of the model's output loss (the cross-entropy
+                of the logits; for a spiking network the rate-coded cross-entropy of the
+                output spikes, :mod:`lfp_ref.train.outputs`) of the training forward pass
+                (before each update, dropout active), every method
+train_reward    mean over the epoch's samples of the output reward summed over classes (and
+                time steps), ``sum_c r[b, c]``, of the configured reward at the same logits
+                (every method; for softmax_loss it is ``sum_c z_c (Y_c - p_c)``)
 running_acc     fraction of the epoch's samples classified correctly in their training
-                forward pass
+                forward pass (argmax of the class scores: the logits, or a spiking network's
+                spike counts)
 train_acc       accuracy on the whole training set after the epoch, in eval mode
-test_loss       mean cross-entropy on the test set after the epoch, eval mode
+test_loss       mean output loss on the test set after the epoch, eval mode
 test_acc        accuracy on the test set after the epoch, eval mode
 sparsity        fraction of exactly-zero entries of the weights (parameters with ndim >= 2:
                 Dense and Conv weights)

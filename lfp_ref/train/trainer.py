@@ -4,7 +4,12 @@ folder and checkpoints, and resumes bit for bit; :func:`fit` is the one-call for
 
 One step is whatever the configured method does (:mod:`lfp_ref.methods`: ``"lfp"`` and
 ``"gd"`` are built in, others register there); the trainer only logs the logits and reward the
-step returns. The optimizer is SGD (``momentum``, ``weight_decay``), Adam or AdamW (``lr``,
+step returns. What it reads off a model's output (the class scores whose argmax is the
+prediction, the loss it logs and evaluates, the reward of a config that names none) the model
+answers through :mod:`lfp_ref.train.outputs`: the logits and the cross-entropy by default, the
+spike counts and the rate-coded cross-entropy for a spiking network (output (T, B, C)).
+
+The optimizer is SGD (``momentum``, ``weight_decay``), Adam or AdamW (``lr``,
 ``weight_decay``; betas (0.9, 0.999)); the schedule none, OneCycle (stepped per batch,
 ``max_lr = lr``; it cycles SGD's momentum / Adam's beta1 between 0.85 and 0.95, overriding
 ``momentum``, as torch does) or StepLR (stepped per epoch, ``lr *= gamma`` every ``step_size``
@@ -30,7 +35,6 @@ from pathlib import Path
 import numpy as np
 
 from .. import data as _data
-from .. import losses as _losses
 from .. import methods as _methods
 from .. import rules as _rules
 from .. import zoo
@@ -38,6 +42,7 @@ from ..engine import forward
 from ..layers.base import Layer, WeightedLayer
 from ..optim import SGD, Adam, AdamW, OneCycleLR, StepLR
 from . import checkpoint as ckpt
+from . import outputs as _outputs
 from . import runlog
 from .config import ConfigError, TrainConfig, import_factory, is_factory
 from .progress import Progress
@@ -245,8 +250,11 @@ def weight_sparsity(model):
 
 
 def evaluate(model, x, y, batch_size=EVAL_BATCH_SIZE):
-    """``(accuracy, mean cross-entropy)`` of ``model`` on ``(x, y)`` in eval mode (the mode is
-    restored afterwards). Returns ``(None, None)`` for an empty set."""
+    """``(accuracy, mean loss)`` of ``model`` on ``(x, y)`` in eval mode (the mode is restored
+    afterwards), read off the outputs as :mod:`lfp_ref.train.outputs` says: the argmax of the
+    class scores and the model's output loss (the logits and the cross-entropy by default; the
+    spike counts and the rate-coded cross-entropy for a spiking network). Returns
+    ``(None, None)`` for an empty set."""
     if len(y) == 0:
         return None, None
     was_training = model.training
@@ -256,8 +264,8 @@ def evaluate(model, x, y, batch_size=EVAL_BATCH_SIZE):
         for start in range(0, len(y), batch_size):
             xb, yb = x[start : start + batch_size], y[start : start + batch_size]
             _, logits = forward(model, xb)
-            loss_sum += _losses.cross_entropy(logits, yb, reduction="sum")[0]
-            correct += int(np.count_nonzero(logits.argmax(axis=1) == yb))
+            loss_sum += _outputs.output_loss(model, logits, yb, reduction="sum")
+            correct += _outputs.correct(model, logits, yb)
     finally:
         model.train(was_training)
     return correct / len(y), loss_sum / len(y)
@@ -367,6 +375,10 @@ class Trainer:
         self.x_test = np.ascontiguousarray(dataset.x_test, dtype=dtype)
         self.y_test = dataset.y_test
         self.model = build_model(config, dataset)
+        if config.reward is None:  # the model's default, recorded in config.json by its name
+            self.config = config = dataclasses.replace(
+                config, reward=_outputs.default_reward(self.model)
+            )
         self.batches_per_epoch = -(-len(self.y_train) // config.batch_size)
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
@@ -395,6 +407,7 @@ class Trainer:
         self.saved_info = {}
         self._fresh = not _resuming
         self._extended_from = None  # the epochs of a finished run that resume() extends
+        self._stepped = False  # whether this Trainer has completed a step (see _mismatch)
 
     # -- construction ------------------------------------------------------------------------
 
@@ -778,15 +791,25 @@ class Trainer:
         except FloatingPointError as exc:
             detail, advice = self._diagnose(exc, xb)
             raise self._diverged(f"step {self.step + 1}", detail, advice) from exc
+        except (ValueError, TypeError) as exc:
+            if self._stepped:
+                raise
+            raise self._mismatch(exc) from exc
         if self.scheduler is not None and c.scheduler == "onecycle":
             self.scheduler.step()
         self.step += 1
         self.batch += 1
         logits, reward = result.logits, result.reward
         n = len(yb)
-        loss_sum = _losses.cross_entropy(logits, yb, reduction="sum")[0]
+        try:
+            loss_sum = _outputs.output_loss(self.model, logits, yb, reduction="sum")
+            correct = _outputs.correct(self.model, logits, yb)
+        except (ValueError, TypeError) as exc:
+            if self._stepped:
+                raise
+            raise self._mismatch(exc) from exc
+        self._stepped = True
         reward_sum = float(reward.sum(dtype=np.float64))
-        correct = int(np.count_nonzero(logits.argmax(axis=1) == yb))
         self.sums["loss"] += loss_sum
         self.sums["reward"] += reward_sum
         self.sums["correct"] += correct
@@ -799,6 +822,17 @@ class Trainer:
             "reward": reward_sum / n,
             "acc": correct / n,
         }
+
+    def _mismatch(self, exc):
+        """The ConfigError for a first step that fails with a ValueError or TypeError: the
+        method and the model's output do not fit (e.g. a method whose loss wants logits (B, C)
+        on a spiking network's spikes (T, B, C)); later steps raise as they are."""
+        c = self.config
+        return ConfigError(
+            f"method {c.method!r} cannot train model {c.model!r}: its first step failed: {exc} "
+            "(a spiking network trains with 'lfp' or 'surrogate'; a model with another output "
+            "layout answers lfp_ref.train.outputs' protocol)"
+        )
 
     def _diagnose(self, exc, xb):
         """``(what made a step non-finite, what to do)``, in the words of what the user can

@@ -41,7 +41,7 @@ from ..layers.activations import (
     Tanh,
 )
 from ..layers.base import LinearLayer, as_rng
-from ..layers.containers import Residual, Sequential
+from ..layers.containers import Residual, Sequential, observe
 from ..layers.conv import Conv2d
 from ..layers.dense import Dense
 from ..layers.norm import BatchNorm1d, BatchNorm2d
@@ -410,6 +410,305 @@ def descent_preconditioned(seed=0, lr=1e-2):
     )
 
 
+# --------------------------------------------------------------------------- spiking networks
+#
+# The SNN-LFP recursion (docs/numerical-contract.md section 6) against a literal oracle: the
+# network unrolled in time, ``for t: for each layer`` forward and ``for t reversed: for each layer
+# from the top`` backwards, each linear map worked connection by connection (the same logic as
+# the test suite's tests/oracle/snn_net.py, written out here because tests/ is not installed).
+
+#: the spike rate every LIF layer of the random networks is scaled towards
+SNN_TARGET_RATE = 0.35
+#: the weight scales tried for that (powers of two, and 1.5 times them)
+SNN_SCALES = tuple(sorted(m * 2.0**k for m in (1.0, 1.5) for k in range(-4, 6)))
+#: the random spiking networks: input shape, T, B, layers ("dense", out) / ("conv", out, k,
+#: stride, padding) as LIF currents, ("maxpool", k), ("flatten",)
+SNN_NETS = {
+    "dense": ((10,), 6, 4, (("dense", 12), ("dense", 5))),
+    "conv": (
+        (2, 8, 8), 5, 3,
+        (("conv", 3, 3, 1, 1), ("maxpool", 2), ("flatten",), ("dense", 4)),
+    ),
+}  # fmt: skip
+
+
+def _snn_net(name, rng):
+    """A random float64 SpikingSequential ``name`` of SNN_NETS, its input and labels, each LIF's
+    parameters scaled so that its spike rate is near SNN_TARGET_RATE (biases of both signs, so
+    that membranes go negative and the bias and normaliser shares are exercised)."""
+    from ..snn import LIF, SpikingSequential
+
+    shape, steps, batch, items = SNN_NETS[name]
+    layers, size = [], shape
+    for item in items:
+        if item[0] == "dense":
+            current = Dense(int(np.prod(size)), item[1], rng=rng, dtype=np.float64)
+            size = (item[1],)
+        elif item[0] == "conv":
+            _, out, kernel, stride, padding = item
+            current = Conv2d(size[0], out, kernel, stride, padding, rng=rng, dtype=np.float64)
+            size = (out, *current.output_size(*size[1:]))
+        if item[0] in ("dense", "conv"):
+            current.bias[...] = rng.uniform(-0.5, 1.0, current.bias.shape)
+            layers.append(LIF(current))
+        elif item[0] == "maxpool":
+            layers.append(MaxPool2d(item[1]))
+            size = (size[0], size[1] // item[1], size[2] // item[1])
+        else:
+            layers.append(Flatten())
+            size = (int(np.prod(size)),)
+    net = SpikingSequential(*layers, timesteps=steps)
+    x = rng.uniform(0, 1, (batch, *shape))
+    for k, (_, lif) in enumerate(net.lif_layers()):
+        weight, bias = lif.current.weight.copy(), lif.current.bias.copy()
+        misses = []
+        for scale in SNN_SCALES:
+            lif.current.weight[...], lif.current.bias[...] = weight * scale, bias * scale
+            net(x)
+            misses.append(abs(float(net.lif_layers()[k][1].cached_spikes.mean()) - SNN_TARGET_RATE))
+        scale = SNN_SCALES[int(np.argmin(misses))]
+        lif.current.weight[...], lif.current.bias[...] = weight * scale, bias * scale
+    y = rng.integers(0, net[-1].current.out_features, batch)
+    return net, x, y
+
+
+def _snn_connections(layer, in_shape):
+    """``(i, j, k), out_shape``: input ``i`` (flat in one sample) feeds output ``j`` through weight
+    ``k`` (flat), by explicit loops over the connections of the LIF's Dense or Conv2d."""
+    weight = layer.current.weight
+    if isinstance(layer.current, Dense):
+        n_out, n_in = weight.shape
+        pairs = [(i, j, j * n_in + i) for j in range(n_out) for i in range(n_in)]
+        return tuple(np.array(v) for v in zip(*pairs)), (n_out,)
+    out_ch, in_ch, kh, kw = weight.shape
+    (sh, sw), (ph, pw) = layer.current.stride, layer.current.padding
+    _, height, width = in_shape
+    ho, wo = (height + 2 * ph - kh) // sh + 1, (width + 2 * pw - kw) // sw + 1
+    triples = []
+    for o, oh, ow, c, a, e in np.ndindex(out_ch, ho, wo, in_ch, kh, kw):
+        ih, iw = oh * sh - ph + a, ow * sw - pw + e
+        if 0 <= ih < height and 0 <= iw < width:
+            triples.append(((c * height + ih) * width + iw, (o * ho + oh) * wo + ow,
+                            ((o * in_ch + c) * kh + a) * kw + e))  # fmt: skip
+    return tuple(np.array(v) for v in zip(*triples)), (out_ch, ho, wo)
+
+
+def _snn_pool_argmax(a, size):
+    """Per window of ``a`` (B, C, H, W): the flat index ``ih * W + iw`` of its FIRST maximum in
+    row-major order, (B, C, H//size, W//size)."""
+    batch, channels, height, width = a.shape
+    argmax = np.empty((batch, channels, height // size, width // size), np.int64)
+    for b, c, oh, ow in np.ndindex(*argmax.shape):
+        best = None
+        for dh, dw in np.ndindex(size, size):
+            ih, iw = oh * size + dh, ow * size + dw
+            if best is None or a[b, c, ih, iw] > a[b, c, best // width, best % width]:
+                best = ih * width + iw
+        argmax[b, c, oh, ow] = best
+    return argmax
+
+
+def snn_oracle(net, x, reward, eps):
+    """The literal SNN-LFP of ``net`` (a float64 SpikingSequential of LIF, MaxPool2d, Flatten) on
+    the static input ``x`` (B, ...) with ``reward`` (T, B, C) at the output spikes.
+
+    Forward, per step and layer (``U_{-1} = 0``, ``H(u) = 1 iff u > 0``)::
+
+        I_t = P(x_t) connection by connection,  reset_t = H(U_{t-1} - thr)
+        U_t = beta U_{t-1} + I_t - reset_t thr,  S_t = H(U_t - thr)
+
+    LFP, for t = T-1 down to 0, layers from the top (``M_{T-1} = 0``)::
+
+        A_t = r_t + M_t,  D_t = |U_{t-1}| + |U_t + reset_t thr - U_{t-1}|,  rho_t = A_t / stab(D_t)
+        M_{t-1} = beta U_{t-1} rho_t;  R_{i<-j} = x_i w_ij rho_j
+        F_w += sign(w) sum_B R_{i<-j},  F_b += sign(b) sum_B b rho_j,  R_x_t = sum_j R_{i<-j}
+
+    Returns ``(spikes (T, B, C), {parameter name: F}, input reward (B, ...))``.
+    """
+    from ..snn import LIF
+
+    steps, batch = net.timesteps, x.shape[0]
+    layers = net.children()
+    inputs = {name: [] for name, _ in layers}  # per layer: its input at every step
+    membranes = {name: [] for name, layer in layers if isinstance(layer, LIF)}
+    outputs = []
+    for t in range(steps):
+        a = np.array(x, np.float64)
+        for name, layer in layers:
+            inputs[name].append(a)
+            if isinstance(layer, LIF):
+                (ci, cj, ck), out_shape = _snn_connections(layer, a.shape[1:])
+                w, b = layer.current.weight.ravel(), layer.current.bias
+                current = np.zeros((batch, int(np.prod(out_shape))))
+                flat = a.reshape(batch, -1)
+                for n in range(batch):
+                    np.add.at(current[n], cj, flat[n, ci] * w[ck])
+                current = current.reshape(batch, out_shape[0], -1) + b[:, None]
+                previous = membranes[name][-1] if t else np.zeros(current.shape)
+                reset = (previous - layer.threshold > 0) * layer.threshold
+                u = layer.beta * previous + current - reset
+                membranes[name].append(u)
+                a = (u - layer.threshold > 0).astype(np.float64).reshape(batch, *out_shape)
+            elif isinstance(layer, MaxPool2d):
+                argmax = _snn_pool_argmax(a, layer.kernel_size[0])
+                a = np.take_along_axis(
+                    a.reshape(*a.shape[:2], -1), argmax.reshape(*argmax.shape[:2], -1), axis=2
+                ).reshape(argmax.shape)
+            else:
+                a = a.reshape(batch, -1)
+        outputs.append(a)
+    feedback, handed, input_reward = {}, {}, np.zeros(x.shape)
+    for t in reversed(range(steps)):
+        r = np.array(reward[t], np.float64)
+        for name, layer in reversed(layers):
+            x_t = inputs[name][t]
+            if isinstance(layer, LIF):
+                u = membranes[name][t]
+                previous = membranes[name][t - 1] if t else np.zeros(u.shape)
+                total = r.reshape(u.shape) + handed.get(name, 0.0)
+                reset = (previous - layer.threshold > 0) * layer.threshold
+                d = np.abs(previous) + np.abs(u + reset - previous)
+                rho = total / (d + eps * np.where(d >= 0, 1.0, -1.0))
+                handed[name] = layer.beta * previous * rho
+                (ci, cj, ck), _ = _snn_connections(layer, x_t.shape[1:])
+                w, b = layer.current.weight.ravel(), layer.current.bias
+                rho_flat = rho.reshape(batch, -1)
+                messages = x_t.reshape(batch, -1)[:, ci] * w[ck] * rho_flat[:, cj]
+                r_in = np.zeros((batch, x_t[0].size))
+                for n in range(batch):
+                    np.add.at(r_in[n], ci, messages[n])
+                f_w = np.zeros(w.size)
+                np.add.at(f_w, ck, np.sign(w[ck]) * messages.sum(axis=0))
+                f_b = np.sign(b) * (b[None, :, None] * rho).sum(axis=(0, 2))
+                f_w = f_w.reshape(layer.current.weight.shape)
+                for key, value in ((f"{name}.current.weight", f_w), (f"{name}.current.bias", f_b)):
+                    feedback[key] = feedback.get(key, 0.0) + value
+                r = r_in.reshape(x_t.shape)
+            elif isinstance(layer, MaxPool2d):
+                argmax = _snn_pool_argmax(x_t, layer.kernel_size[0])
+                routed = np.zeros(x_t.shape)
+                width = x_t.shape[3]
+                for b_, c, oh, ow in np.ndindex(*argmax.shape):
+                    index = argmax[b_, c, oh, ow]
+                    routed[b_, c, index // width, index % width] += r[b_, c, oh, ow]
+                r = routed
+            else:
+                r = r.reshape(x_t.shape)
+        input_reward += r
+    return np.stack(outputs), feedback, input_reward
+
+
+def snn_recursion(seed=0, eps=1e-6):
+    """LFP through spiking networks (lfp_ref.snn: LIF layers, time folded into the batch, the
+    recursion of docs/numerical-contract.md section 6 in the LIF kernels) equals the literal
+    oracle :func:`snn_oracle` unrolled in time, on random float64 networks (a dense one, and a
+    Conv2d + MaxPool2d + Dense one) with the rate-coded reward: every parameter's feedback and
+    the reward at the input.
+
+    error: the largest ``max|ours - oracle| / max|oracle|``; the forward spikes must agree
+    exactly and every LIF layer must spike at a rate in (0.05, 0.95).
+    """
+    rng = as_rng(seed)
+    errors, rates, same = [], [], True
+    for name in SNN_NETS:
+        net, x, y = _snn_net(name, rng)
+        fb = engine.feedback(net, x, y, reward="snn_rate_coded", eps=eps)
+        rates += [float(layer.cached_spikes.mean()) for _, layer in net.lif_layers()]
+        spikes, feedback, input_reward = snn_oracle(net, x, fb.reward, eps)
+        same = same and np.array_equal(spikes, fb.logits)
+        errors += [_relative(fb.params[key], value) for key, value in feedback.items()]
+        errors.append(_relative(fb.input_reward, input_reward))
+    return _check(
+        "SNN-LFP recursion = the literal oracle unrolled in time",
+        max(errors),
+        ROUNDING,
+        f"{len(errors)} quantities of {len(SNN_NETS)} nets (Dense; Conv2d, MaxPool2d); spike "
+        f"rates {min(rates):.2f}-{max(rates):.2f}; spikes {'equal' if same else 'DIFFER'}",
+        condition=same and 0.05 < min(rates) and max(rates) < 0.95,
+    )
+
+
+def snn_shares(seed=0, eps=1e-6):
+    """Where the reward goes in each LIF layer of the random spiking networks of
+    :func:`snn_recursion` (:meth:`lfp_ref.snn.LIF.lfp_accounts`, per time step, summed here over
+    the steps): to the layer below, to the bias, and NOT passed on (the normaliser's absolute
+    values, the stabiliser). Measured, not asserted: the rule is not conservative.
+
+    Returns ``(check, rows)``. The check is that the per-step accounts balance,
+    ``arriving + from_next = to_below + bias + to_previous + normaliser + stabiliser`` up to
+    rounding (error: ``max |other| / max |arriving + from_next|`` over layers and steps), and
+    that what a step hands to step t-1 is what step t-1 receives. ``rows``: one dict per LIF
+    layer with the sums over the steps and each as a fraction of the arriving reward.
+    """
+    rng = as_rng(seed)
+    rows, errors, lost = [], [], []
+    for name in SNN_NETS:
+        net, x, y = _snn_net(name, rng)
+        arriving = {}  # LIF name -> (reward arriving, reward leaving) of the feedback pass
+
+        def record(prefix, container, child_name, child, kind, value_in, out, seen=arriving):
+            if kind == "feedback" and hasattr(child, "lfp_accounts"):
+                seen[child_name] = (value_in, out[0])
+
+        with observe(net, record):
+            engine.feedback(net, x, y, reward="snn_rate_coded", eps=eps)
+        for layer_name, layer in net.lif_layers():
+            came, left = arriving[layer_name]
+            acc = layer.lfp_accounts(came, eps=eps, reward_leaving=left)
+            inflow = acc["arriving"] + acc["from_next"]
+            errors.append(float(np.abs(acc["other"]).max() / np.abs(inflow).max()))
+            errors.append(_relative(acc["from_next"][:-1], acc["to_previous"][1:]))
+            total = float(acc["arriving"].sum())
+            sums = {k: float(v.sum()) for k, v in acc.items()}
+            step_lost = np.abs(acc["normaliser"] + acc["stabiliser"]) / np.abs(inflow)
+            lost.append(float(np.max(step_lost)))
+            rows.append(
+                {
+                    "net": name,
+                    "layer": layer_name,
+                    "steps": net.timesteps,
+                    **sums,
+                    **{f"{k}_share": sums[k] / total for k in
+                       ("to_below", "bias", "normaliser", "stabiliser")},
+                    "max_step_lost_share": lost[-1],
+                }
+            )  # fmt: skip
+    check = _check(
+        "SNN-LFP per-step accounts balance (not conservative: shares measured)",
+        max(errors),
+        ROUNDING,
+        f"{len(rows)} LIF layers; not passed on (normaliser + eps) up to {max(lost):.0%} of a "
+        "step's incoming reward",
+    )
+    return check, rows
+
+
+def snn_checks(seed=0):
+    """The spiking-network checks (``lfp-ref verify --snn``): the recursion against the literal
+    oracle and the balance of the per-step accounts."""
+    return [snn_recursion(seed), snn_shares(seed)[0]]
+
+
+def shares_table(rows, style="plain"):
+    """:func:`snn_shares`' rows as a table: the reward arriving at each LIF layer (summed over
+    the steps and the batch) and where it went, as fractions of it."""
+    header = ("net", "LIF", "T", "sum r arriving", "to below", "bias", "normaliser (lost)",
+              "stabiliser (lost)", "rounding", "max lost in a step")  # fmt: skip
+    body = [
+        (row["net"], row["layer"], str(row["steps"]), f"{row['arriving']:+.4e}",
+         f"{row['to_below_share']:.1%}", f"{row['bias_share']:.1%}",
+         f"{row['normaliser_share']:.1%}", f"{row['stabiliser_share']:.2e}",
+         f"{row['other']:+.1e}", f"{row['max_step_lost_share']:.1%}")
+        for row in rows
+    ]  # fmt: skip
+    note = (
+        "Shares are of the reward arriving from above, summed over the steps (the transfers "
+        "between steps cancel); signed sums, so a share can exceed 100% or be negative. "
+        "'lost': not passed on (LIF.lfp_accounts)."
+    )
+    return format_table(header, body, style, note)
+
+
 # --------------------------------------------------------------------------- all of them
 
 
@@ -437,6 +736,7 @@ def to_table(checks, style="plain"):
 
 __all__ = [
     "EPS_TO_ZERO",
+    "SNN_NETS",
     "EXACT",
     "ROUNDING",
     "SECANT_ACTIVATIONS",
@@ -448,6 +748,11 @@ __all__ = [
     "run_all",
     "secant_backprop",
     "secant_slope",
+    "shares_table",
+    "snn_checks",
+    "snn_oracle",
+    "snn_recursion",
+    "snn_shares",
     "to_table",
     "update_sparsity",
 ]
