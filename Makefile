@@ -121,7 +121,7 @@ docs: setup
 # the paper's figures (figures/README.md): `make figures` runs every script's quick mode (under
 # 20 minutes on 2 cores), `make figures-full` the full ones (PNGs copied to figures/png/); each
 # prints its duration. Outputs and training runs in figures/out/ (finished runs are reused).
-FIGURE_SCRIPTS := toy toy_activations neuron_weight_space silu_escape misclassification rules lr_scale
+FIGURE_SCRIPTS := toy toy_activations neuron_weight_space silu_escape misclassification rules lr_scale snn
 
 define run_figures
 	@start=$$(date +%s); for name in $(FIGURE_SCRIPTS); do \

@@ -1,8 +1,15 @@
 """The benchmark suite: lfp_ref's LFP and GD steps against lfprop and torch, the GEMM roofline,
 first-call compile time, a scaling sweep and a profile breakdown.
 
-    python -m benchmarks.run            # the full suite, ~25 minutes on 2 cores
+    python -m benchmarks.run            # the full suite, ~35 minutes on 2 cores
     python -m benchmarks.run --quick    # fewer steps, a short sweep: a smoke test, ~3 minutes
+    python -m benchmarks.run --snn-only --repeats 10   # only the spiking networks, ~10 minutes
+
+The spiking configurations (``SNN_MODELS``: snn-mlp batch 128 and snn-cnn batch 64, T = 15,
+float32) time lfp_ref's SNN LFP step and surrogate BPTT step beside lfprop's SNN LFP step and
+snntorch's BPTT step (``benchmarks/peers.py``: the torch twins of tests/test_snn_crosscheck.py),
+with a per-phase and per-layer profile of lfp_ref's two steps (a LIF split into its time-loop
+kernel and its wrapped Dense/Conv2d) under ``--snn-only``.
 
 Every configuration runs in its own process (``--worker``), with the thread counts fixed before
 numpy, numba and torch load. Inside a process the contenders are interleaved: rounds of

@@ -27,8 +27,8 @@ rate), ``epochs.csv`` (metrics.csv of both runs with the cumulative time), ``sum
 the PNG to ``figures/png/snn.png``.
 
 Modes: ``--smoke`` (seconds: a 32-unit net, T = 4, on 256 of the 8x8 digits), ``--quick``
-(minutes: the real network and T on 6400 MNIST images, one epoch), full (the notebook's run: 60k
-images, 3 epochs; about 15-30 minutes per method on 2 cores).
+(30 s: the real network and T on 19200 MNIST images, one epoch), full (the notebook's run: 60k
+images, 3 epochs; about 8 minutes per method on 2 shared cores).
 
     python figures/fig_snn.py [--quick | --smoke] [--out DIR] [--data-root DIR]
 """
@@ -97,7 +97,7 @@ MODE_SETTINGS = {
         config=dict(
             data="mnist",
             epochs=1,
-            limit_train=6400,
+            limit_train=19200,
             limit_test=2000,
             model_options={"timesteps": 15},
         ),
