@@ -387,3 +387,35 @@ def test_explain_lenet_draws_layer_summaries(tmp_path, capsys):
     assert code == 0
     _png_size(tmp_path / "layers.png")
     _png_size(tmp_path / "conservation.png")
+
+
+def test_lif_records_carry_per_step_accounts_that_balance():
+    from lfp_ref import zoo
+
+    model = zoo.build(
+        "snn-mlp", num_classes=3, input_shape=(6,), widths=(5,), dtype=np.float64, timesteps=4
+    )
+    x = np.random.default_rng(0).random((2, 6)) * 3
+    t = trace(model, x, np.array([0, 2]), reward="snn_rate_coded")
+    for rec in t.records:
+        steps = rec.steps
+        assert steps is not None and steps["arriving"].shape == (4,)
+        inflow = steps["arriving"] + steps["from_next"]
+        outflow = sum(steps[k] for k in ("to_below", "bias", "to_previous", "normaliser"))
+        assert_close(inflow, outflow + steps["stabiliser"] + steps["other"], rtol=RTOL64)
+        # the record's shares are the step sums, and what is left over is rounding
+        assert rec.normalization_share == pytest.approx(steps["normaliser"].sum(), abs=0)
+        assert abs(rec.other) < 1e-12 * max(1.0, abs(rec.sum_arriving))
+        assert rec.sum_leaving == pytest.approx(steps["to_below"].sum(), rel=1e-12)
+        table = t.step_table(rec.name)
+        assert len(table.splitlines()) == 4 + 5 and "to_previous" in table
+    assert "step_table" in t.to_table()
+    # the output layer's normaliser loses reward (|U| sums): not conservative
+    assert any(rec.normalization_share != 0 for rec in t.records)
+
+
+def test_step_table_refuses_layers_without_time_steps(rng):
+    model = lfp.Sequential(lfp.Dense(4, 3, rng=rng, dtype=np.float64))
+    t = trace(model, rng.standard_normal((2, 4)), np.array([0, 1]))
+    with pytest.raises(ValueError, match="LIF only"):
+        t.step_table("0")

@@ -91,6 +91,12 @@ class LayerRecord:
     other : float
         ``sum_arriving - sum_leaving - bias_share - stabilizer_share - normalization_share``
         (stabiliser counted as 0 where NaN): rounding under LFP-epsilon; see the module docstring.
+    steps : dict or None
+        A LIF layer's per-time-step accounts, ``{account: array (T,)}`` from
+        :meth:`lfp_ref.snn.LIF.lfp_accounts` (arriving, from_next, to_below, bias, to_previous,
+        normaliser, stabiliser, other); None for every other layer. For a LIF the record's
+        ``stabilizer_share`` and ``normalization_share`` are their sums over the steps (the
+        normaliser's absolute values: reward NOT passed on), so ``other`` is rounding.
     identity_error : float or None
         ``max |F + |theta| * dL/dtheta| / max |F|`` over the layer's parameters: the implicit
         weight scaling ``F = -|theta| * dL/dtheta`` (spec section 5) holds for ReLU networks
@@ -114,6 +120,7 @@ class LayerRecord:
     stabilizer_share: float = 0.0
     normalization_share: float = 0.0
     other: float = float("nan")
+    steps: dict | None = None
     identity_error: float | None = None
     layer: object = field(default=None, repr=False)
 
@@ -195,7 +202,7 @@ class Trace:
             else:
                 shape_in = _shape(rec.input.shape)
             # layers without a rule (activations, pooling by routing, reshapes) have no shares
-            has_rule = isinstance(rec.layer, (LinearLayer, Residual))
+            has_rule = isinstance(rec.layer, (LinearLayer, Residual)) or rec.steps is not None
             shares = [rec.bias_share, rec.stabilizer_share]
             shares += [rec.normalization_share] if with_norm else []
             max_f = [float(np.abs(f).max(initial=0.0)) for f in rec.feedback.values()]
@@ -236,6 +243,13 @@ class Trace:
             "scaling F = -|theta| dL/dtheta, exact up to ~eps/|z| for ReLU nets under "
             "softmax_loss.",
         ]
+        if any(rec.steps is not None for rec in self.records):
+            notes += [
+                "LIF: its normaliser sums absolute values and the reset receives nothing, so the "
+                "rule is not",
+                "conservative: 'normalisation' is the reward it does not pass on (with the "
+                "stabiliser); per step: step_table(name).",
+            ]
         if any(rec.kind == "Dropout" and rec.layer.training for rec in self.records):
             notes += [
                 "Dropout in training mode multiplies the reward of kept units by 1/(1-p) (spec "
@@ -244,6 +258,24 @@ class Trace:
                 "(1-p)^k: id. error 1-(1-p)^k.",
             ]
         return "\n".join([title, "", *lines, "", *notes])
+
+    def step_table(self, name):
+        """A LIF layer's per-time-step accounts (:attr:`LayerRecord.steps`) as a text table:
+        one row per step t, what arrives (from above, from step t+1), where it goes (below, the
+        bias, step t-1) and what is not passed on (normaliser, stabiliser)."""
+        rec = self[name]
+        if rec.steps is None:
+            raise ValueError(f"layer {name!r} ({rec.kind}) has no per-step accounts (LIF only)")
+        keys = ("arriving", "from_next", "to_below", "bias", "to_previous", "normaliser",
+                "stabiliser", "other")  # fmt: skip
+        rows = [["t", *keys]]
+        for t in range(len(rec.steps["arriving"])):
+            rows.append([str(t), *[_num(float(rec.steps[k][t])) for k in keys]])
+        rows.append(["sum", *[_num(float(rec.steps[k].sum())) for k in keys]])
+        widths = [max(len(row[i]) for row in rows) for i in range(len(keys) + 1)]
+        lines = ["  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        return "\n".join([f"LIF {name}: where the reward goes at each time step", "", *lines])
 
     def __str__(self):
         return self.to_table()
@@ -312,6 +344,18 @@ class _Recorder:
         linear = isinstance(child, LinearLayer)
         eps = _epsilon_of(self.rule_for(child), "propagate") if linear else None
         _account(rec, float(reward_in.sum()), eps)
+        accounts = getattr(child, "lfp_accounts", None)  # a LIF: its own rule, step by step
+        if callable(accounts):
+            rec.steps = accounts(reward, self.rule_for, reward_leaving=reward_in)
+            rec.stabilizer_share = float(rec.steps["stabiliser"].sum())
+            rec.normalization_share = float(rec.steps["normaliser"].sum())
+            rec.other = (
+                rec.sum_arriving
+                - rec.sum_leaving
+                - rec.bias_share
+                - rec.stabilizer_share
+                - rec.normalization_share
+            )
 
     def _backward(self, rec, child, grad, out):
         rec.grad_arriving = grad
