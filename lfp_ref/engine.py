@@ -70,7 +70,8 @@ def rule_resolver(rule=None, eps=DEFAULT_EPS, composite=None, model=None):
       that rule for every layer;
     - any other rule (or name, see :func:`lfp_ref.rules.get`): that rule for the Dense and Conv2d
       layers, while AvgPool2d, BatchNorm and the residual sum keep ``Epsilon(eps)``, so that LFP
-      with, e.g., ZPlus still trains every parameter.
+      with, e.g., ZPlus still trains every parameter; with ``model`` given, a model holding an
+      ``epsilon_only`` layer (a LIF) is a ValueError rather than a rule silently not applied.
     """
     if composite is not None:
         if rule is not None:
@@ -87,6 +88,14 @@ def rule_resolver(rule=None, eps=DEFAULT_EPS, composite=None, model=None):
     rule = _rules.get(rule)
     if isinstance(rule, Epsilon):
         return lambda layer: rule
+    if model is not None:
+        fixed = [name for name, layer in model.named_layers() if layer.epsilon_only]
+        if fixed:  # e.g. a spiking net: the rule would apply to no LIF, silently
+            raise ValueError(
+                f"{rule!r} cannot apply to layer {fixed[0]!r}: {len(fixed)} layer(s) of this "
+                "model propagate by the epsilon rule whatever they are given (LIF: through "
+                "the membrane, spec section 6); use rule 'epsilon'"
+            )
     fallback = Epsilon(eps)
     return lambda layer: rule if isinstance(layer, _rules.WEIGHTED_LAYERS) else fallback
 

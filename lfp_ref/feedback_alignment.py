@@ -194,6 +194,13 @@ class FeedbackAlignment(Method):
                 f"method fa: reduction must be one of {_losses.REDUCTIONS}, got "
                 f"{self.settings['reduction']!r}"
             )
+        if getattr(model, "output_loss", None) is not None:
+            raise ValueError(
+                "Feedback Alignment here trains networks with a cross-entropy output (Dense, "
+                f"Conv2d and their activations); this model's output loss is "
+                f"{model.output_loss!r} (a spiking network?): train it with 'lfp', 'gd' or "
+                "'surrogate'"
+            )
         self.feedback = feedback_matrices(model, config.seed)
         if not self.feedback:
             raise ValueError("Feedback Alignment needs a model with Dense or Conv2d layers")

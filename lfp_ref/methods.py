@@ -306,8 +306,16 @@ class LFP(Method):
 
 @register_method("gd")
 class GradientDescent(Method):
-    """Gradient descent: one :func:`lfp_ref.engine.gd_step` of the mean cross-entropy per
-    batch; the configured reward is computed at the logits for the logs only."""
+    """Gradient descent: one :func:`lfp_ref.engine.gd_step` of the model's output loss, mean
+    over the batch (cross-entropy; a spiking network's rate-coded cross-entropy, see
+    :func:`lfp_ref.train.outputs.loss_name`, so "gd" on a spiking net is surrogate BPTT with
+    each LIF's own surrogate); the configured reward is computed for the logs only."""
+
+    def __init__(self, config, model):
+        super().__init__(config, model)
+        from .train.outputs import loss_name  # here: lfp_ref.train imports this module
+
+        self.loss = loss_name(model)
 
     def step(self, model, optimizer, x, y):
         g = gd_step(
@@ -315,7 +323,7 @@ class GradientDescent(Method):
             optimizer,
             x,
             y,
-            loss="cross_entropy",
+            loss=self.loss,
             reduction="mean",
             clip_norm=self.config.clip,
         )

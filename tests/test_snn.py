@@ -281,12 +281,14 @@ def test_feedback_eps_is_the_call_s_unless_the_lif_has_its_own():
     own = lfp.feedback(net, x, y, reward="snn_rate_coded", eps=1e-6).params
     for key, value in large.items():
         np.testing.assert_array_equal(own[key], value)
-    # rule= does not change a LIF (its rule is the spec's recursion)
+    # a LIF's rule is the spec's recursion: a modified-weights rule is refused, not ignored
     for _, layer in net.lif_layers():
         layer.eps = None
-    zplus = lfp.feedback(net, x, y, reward="snn_rate_coded", rule="zplus").params
+    with pytest.raises(ValueError, match="cannot apply to layer '0'"):
+        lfp.feedback(net, x, y, reward="snn_rate_coded", rule="zplus")
+    eps = lfp.feedback(net, x, y, reward="snn_rate_coded", rule="epsilon").params
     for key, value in small.items():
-        np.testing.assert_array_equal(zplus[key], value)
+        np.testing.assert_array_equal(eps[key], value)
 
 
 def test_feedback_needs_only_the_rows_it_trains():

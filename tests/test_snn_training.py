@@ -195,12 +195,32 @@ def test_surrogate_method_errors(change, message):
         Trainer(_config(method="surrogate", **change), data=data, **quiet())
 
 
-@pytest.mark.parametrize("method", ["gd", "fa"])
-def test_a_method_whose_loss_wants_logits_fails_clearly_on_spikes(tmp_path, method):
-    # gd and fa descend the cross-entropy of (B, C) logits: their first step on spikes
-    # (T, B, C) is a ConfigError naming the method and the model, not a traceback
-    with pytest.raises(ConfigError, match=f"method '{method}' cannot train model 'snn-mlp'"):
-        fit(_config(method=method), data=image_data(), out=tmp_path, **quiet())
+def test_gd_on_a_spiking_network_descends_its_output_loss_as_surrogate_bptt():
+    # "gd" takes the model's output loss (the rate-coded cross-entropy of the spikes), so on a
+    # spiking net it is the surrogate method with each LIF's own surrogate, step for step
+    data = image_data(n_train=16)
+    runs = [Trainer(_config(method=m, epochs=1), data=data, **quiet()) for m in ("gd", "surrogate")]
+    x, y = runs[0].x_train[:16], runs[0].y_train[:16]
+    results = [t.method.step(t.model, t.optimizer, x, y) for t in runs]
+    np.testing.assert_array_equal(results[0].logits, results[1].logits)
+    states = [t.model.state_dict() for t in runs]
+    assert states[0] and all(np.array_equal(states[0][k], states[1][k]) for k in states[0])
+    fresh = Trainer(_config(method="gd", epochs=1), data=data, **quiet()).model.state_dict()
+    assert any(not np.array_equal(fresh[k], states[0][k]) for k in fresh)  # it did step
+
+
+def test_feedback_alignment_refuses_a_spiking_network(tmp_path):
+    with pytest.raises(ConfigError, match="snn_ce_rate.*'lfp', 'gd' or 'surrogate'"):
+        fit(_config(method="fa"), data=image_data(), out=tmp_path, **quiet())
+
+
+def test_lif_refuses_a_rule_it_would_ignore():
+    with pytest.raises(ConfigError, match="ZPlus.*cannot apply to layer '1': 2 layer.*epsilon"):
+        Trainer(_config(epochs=1, rule="zplus"), data=image_data(), **quiet())
+    # a rule_for callable that hands the LIF a modified-weights rule is refused by the LIF
+    net, x, y = _build("dense")
+    with pytest.raises(ValueError, match="epsilon rule through its membrane.*ZPlus"):
+        lfp.feedback(net, x, y, "snn_rate_coded", rule=lambda layer: lfp.rules.ZPlus())
 
 
 def test_a_later_value_error_is_not_a_config_error(monkeypatch):

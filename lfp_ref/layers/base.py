@@ -115,6 +115,9 @@ class Layer:
 
     param_names: tuple[str, ...] = ()
     buffer_names: tuple[str, ...] = ()
+    #: True for a layer whose feedback is LFP-epsilon whatever rule it is handed (a LIF): the
+    #: engine refuses a modified-weights rule for a model holding one, rather than ignore it
+    epsilon_only: bool = False
 
     def __init__(self):
         self.training = True

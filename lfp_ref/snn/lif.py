@@ -32,6 +32,7 @@ import numpy as np
 
 from ..kernels import backend_of
 from ..layers.base import Layer, WeightedLayer
+from ..rules import Epsilon
 
 #: the reset mechanisms (snntorch's names); LFP is defined for "subtract" only
 RESETS = ("subtract", "zero")
@@ -145,6 +146,8 @@ class LIF(Layer):
         The number of time steps folded into the batch; :class:`SpikingSequential` sets it.
     """
 
+    epsilon_only = True  # its rule is epsilon through the membrane (spec section 6)
+
     def __init__(
         self,
         current,
@@ -248,13 +251,15 @@ class LIF(Layer):
                 f"{self!r} consults no rule and takes only the stabiliser eps of the call, but "
                 f"this rule assignment has none for it ({err}); {fix}"
             ) from err
-        eps = getattr(rule, "eps", None)
-        if eps is None:
+        if not isinstance(rule, Epsilon):
+            # the LIF's rule is LFP-epsilon through the membrane (spec section 6); a modified-
+            # weights rule (zplus, alpha-beta, ...) would be ignored, so it is refused
             raise ValueError(
-                f"{self!r} takes the stabiliser eps of the call from the rule the engine hands "
-                f"it, but {rule!r} has no eps; {fix}"
+                f"{self!r} propagates by the epsilon rule through its membrane and takes only "
+                f"the stabiliser eps of the rule the engine hands it, but got {rule!r}; use "
+                f"rule 'epsilon' for the spiking layers, or {fix}"
             )
-        return eps
+        return rule.eps
 
     def feedback(self, reward, rule_for, input_reward=True):
         """LFP through the membrane and the wrapped layer (see the class docstring):
