@@ -54,6 +54,12 @@ SNN_STEPS = 15
 #: lfp_ref's own surrogate BPTT step
 SNN_LFPROP_TARGET = 0.5
 SNN_BPTT_TARGET = 1.2
+#: every worker process starts with this OpenMP wait policy (the same environment for every
+#: contender): with OpenMP's default, torch's idle workers spin and take the cores from Numba's
+#: and OpenBLAS's threads for seconds after torch's step (issue 17). lfp_ref sets the same where
+#: it imports torch itself (lfp_ref.verify.interop.import_torch). The suite also runs one process
+#: per float32 model with OpenMP's default, to show what the setting changes for each contender.
+OMP_WAIT_POLICY = "PASSIVE"
 SWEEP_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 SWEEP_WIDTHS = (64, 128, 256, 512, 1000, 2000)
 
@@ -479,10 +485,14 @@ WORKERS = {
 }
 
 
-def thread_env(threads):
-    """Environment that fixes every thread pool before the libraries load."""
+def thread_env(threads, omp_wait_policy=OMP_WAIT_POLICY):
+    """Environment that fixes every thread pool before the libraries load (``omp_wait_policy``
+    None: OpenMP's default, the variable removed)."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if omp_wait_policy is not None:
+        env["OMP_WAIT_POLICY"] = omp_wait_policy
     return {
-        **os.environ,
+        **env,
         "NUMBA_NUM_THREADS": str(threads),
         "OPENBLAS_NUM_THREADS": str(threads),
         "OMP_NUM_THREADS": str(threads),
@@ -491,11 +501,11 @@ def thread_env(threads):
     }
 
 
-def run_worker(kind, config, threads, timeout):
+def run_worker(kind, config, threads, timeout, omp_wait_policy=OMP_WAIT_POLICY):
     """Run one configuration in a fresh process and return its JSON result."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--worker", json.dumps({**config, "kind": kind})],
-        env=thread_env(threads),
+        env=thread_env(threads, omp_wait_policy),
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -794,7 +804,8 @@ def markdown(report):
         "",
         f"- machine: {report['machine']['cpu']}, {report['machine']['cores']} cores, "
         f"{report['machine']['system']}",
-        f"- threads: {report['threads']} (numba, OpenBLAS, torch); load average before / after: "
+        f"- threads: {report['threads']} (numba, OpenBLAS, torch), every process started with "
+        f"`OMP_WAIT_POLICY={OMP_WAIT_POLICY}`; load average before / after: "
         f"{report['load_before']} / {report['load_after']}",
         "- versions: " + ", ".join(f"{k} {v}" for k, v in report["versions"].items() if v),
         f"- steps: SGD lr {LR}, momentum {MOMENTUM}, global-norm clipping at {CLIP}; the same "
@@ -859,6 +870,32 @@ def markdown(report):
                 for c in ("lfp_ref LFP", "lfp_ref GD", "lfprop LFP", "torch GD")
             ]
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    if report.get("steps_omp_default"):
+        lines += [
+            "",
+            f"## OpenMP's wait policy (float32, {report['threads']} threads)",
+            "",
+            f"Every process above starts with `OMP_WAIT_POLICY={OMP_WAIT_POLICY}`; here one "
+            "process per model with OpenMP's default (the variable unset), the same contenders "
+            "interleaved.",
+            "",
+            "| model | LFP ms, default / passive | torch GD ms, default / passive | "
+            "LFP / torch GD, default / passive | lfprop LFP ms, default / passive |",
+            "|---|---|---|---|---|",
+        ]
+        for name in MODEL_ORDER:
+            res, base = report["steps_omp_default"].get(name), steps.get((name, "float32"))
+            if res is None or base is None:
+                continue
+            d = {k: v["median"] for k, v in res["times"].items()}
+            b = {k: v["median"] for k, v in base["times"].items()}
+            ratios = [t["lfp_ref LFP"] / t["torch GD"] for t in (d, b)]
+            lines.append(
+                f"| {name} | {ms(d['lfp_ref LFP'])} / {ms(b['lfp_ref LFP'])} | "
+                f"{ms(d['torch GD'])} / {ms(b['torch GD'])} | "
+                f"{ratios[0]:.2f} / {ratios[1]:.2f} | "
+                f"{ms(d['lfprop LFP'])} / {ms(b['lfprop LFP'])} |"
+            )
     lines += [
         "",
         "## Training steps, float64 (lfp_ref only)",
@@ -1117,6 +1154,14 @@ def main(argv=None):
                         "lfprop/torch are not installed (`make setup-crosscheck` installs them): "
                         + res.get("peer_error", "")
                     )
+    if report["peers"] and not args.quick:
+        report["steps_omp_default"] = {}
+        for name in models:
+            say(f"steps: {name} float32 with peers, OpenMP's default wait policy ...")
+            config = {"model": name, "dtype": "float32", "repeats": repeats, "peers": True}
+            report["steps_omp_default"][name] = run_worker(
+                "steps", {**config, "threads": threads}, threads, 1800, omp_wait_policy=None
+            )
     if args.single_thread and threads != 1:
         for name in models:
             say(f"steps: {name} float32, 1 thread{' with peers' if peers_wanted else ''} ...")

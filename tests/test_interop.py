@@ -270,3 +270,32 @@ def test_interop_imports_without_torch(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert "make crosscheck" in out.stdout
+
+
+@pytest.mark.crosscheck
+@pytest.mark.parametrize(
+    ("setup", "given", "expected"),
+    [
+        ("", None, "PASSIVE"),  # lfp_ref loads torch: its OpenMP workers sleep when idle
+        ("", "ACTIVE", "ACTIVE"),  # the user's choice stays
+        ("import torch\n", None, "unset"),  # torch loaded first: too late, nothing changed
+    ],
+)
+def test_import_torch_sets_a_passive_openmp_wait_policy_only_before_torch_loads(
+    setup, given, expected
+):
+    pytest.importorskip("torch", reason=_HINT)
+    code = (
+        f"{setup}import os\n"
+        "from lfp_ref.verify import interop, peers\n"
+        "interop.import_torch(); peers._torch()\n"
+        "print(os.environ.get('OMP_WAIT_POLICY', 'unset'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[-1] == expected

@@ -28,6 +28,8 @@ that says how to install it.
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,7 +50,17 @@ INSTALL_HINT = "install the crosscheck extra: make crosscheck"
 
 
 def import_torch():
-    """``torch``, or an ImportError saying how to install it."""
+    """``torch``, or an ImportError saying how to install it.
+
+    The one place lfp_ref imports torch. When torch is not loaded yet and ``OMP_WAIT_POLICY`` is
+    unset, it sets ``OMP_WAIT_POLICY=PASSIVE`` first: torch's OpenMP workers otherwise spin
+    while idle and take the cores from Numba's and OpenBLAS's threads, slowing lfp_ref's steps
+    in the same process up to 2x (benchmarks/RESULTS.md). The OpenMP runtime reads the variable
+    once, when torch loads it: a process that imported torch before lfp_ref keeps torch's
+    default (set the variable before starting Python; README, "Performance").
+    """
+    if "torch" not in sys.modules:
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         import torch
     except ImportError as err:

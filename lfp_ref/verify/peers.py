@@ -87,11 +87,12 @@ ZENNIT_COMPOSITES = (
 
 
 def _torch():
+    from .interop import import_torch  # the one place torch is imported (its OpenMP setting)
+
     try:
-        import torch
+        return import_torch()
     except ImportError as err:  # pragma: no cover - depends on the environment
         raise ImportError(_INSTALL_HINT) from err
-    return torch
 
 
 @functools.lru_cache(maxsize=1)
