@@ -11,7 +11,7 @@ GSTAMP := $(VENV)/.installed-gpu
 # the GPU extra: gpu (CuPy and numba-cuda for CUDA 13) or gpu-cuda12
 GPU_EXTRA ?= gpu
 
-.PHONY: setup setup-crosscheck setup-cudasim setup-gpu run test test-slow test-cudasim test-gpu crosscheck lint format bench walkthrough figures figures-full verify clean
+.PHONY: setup setup-crosscheck setup-cudasim setup-gpu run test test-slow test-cudasim test-gpu crosscheck lint format bench bench-gpu walkthrough figures figures-full verify clean
 
 setup: $(STAMP)
 
@@ -57,11 +57,12 @@ test-slow: setup
 # the CUDA kernels and the whole model path on the cuda backend, run on the CPU by the Numba CUDA
 # simulator; it must be on before numba is imported, so these tests have their own process
 test-cudasim: setup-cudasim
-	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -m cudasim tests/test_cuda_kernels.py tests/test_cuda_model.py
+	NUMBA_ENABLE_CUDASIM=1 $(BIN)/python -m pytest -q -m cudasim tests/test_cuda_kernels.py tests/test_cuda_model.py \
+		tests/test_bench_gpu.py
 
 # on a machine with an NVIDIA GPU: the cuda backend against the CPU path (skips without a device)
 test-gpu: setup-gpu
-	$(BIN)/python -m pytest -q -m gpu tests/test_gpu.py
+	$(BIN)/python -m pytest -q -m gpu tests/test_gpu.py || [ $$? -eq 5 ]  # 5: all skipped, no device
 
 crosscheck: setup-crosscheck
 	$(BIN)/python -m pytest -q -m crosscheck
@@ -77,8 +78,14 @@ format: setup
 # the peer columns need the crosscheck extra (make setup-crosscheck); without it they are skipped
 # with a note. ~25 minutes; `make bench BENCH_ARGS=--quick` is a 2-3 minute smoke run.
 BENCH_ARGS ?=
+GPU_BENCH_ARGS ?= $(filter --quick,$(BENCH_ARGS))
 bench: setup
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.gpu $(GPU_BENCH_ARGS)  # one "skipped" line without CuPy and a device
+
+# on a machine with an NVIDIA GPU: the GPU section alone, with the torch and lfprop columns
+bench-gpu: setup-gpu setup-crosscheck
+	$(BIN)/python -m benchmarks.gpu $(GPU_BENCH_ARGS)
 
 verify: setup
 	$(BIN)/lfp-ref verify
