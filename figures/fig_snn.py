@@ -31,6 +31,11 @@ Modes: ``--smoke`` (seconds: a 32-unit net, T = 4, on 256 of the 8x8 digits), ``
 images, 3 epochs; about 8 minutes per method on 2 shared cores).
 
     python figures/fig_snn.py [--quick | --smoke] [--out DIR] [--data-root DIR]
+    python figures/fig_snn.py --model snn-cnn --data fashion-mnist   # -> png/snn_cnn_fashion.png
+
+``--model snn-cnn`` trains the paper's spiking CNN (lfprop's LifCNN) at batch 64 for one epoch
+(full mode), ``--data fashion-mnist`` on Fashion-MNIST; the outputs are then named
+``snn_cnn_mnist`` / ``snn_cnn_fashion`` (folder and PNG).
 """
 
 from __future__ import annotations
@@ -113,10 +118,69 @@ MODE_SETTINGS = {
 
 PROBE_BATCH = 500
 
+#: the other networks and data sets (``--model``, ``--data``): the paper's spiking CNN (lfprop's
+#: LifCNN) at batch 64, one epoch in full mode (about 9 minutes per method on 2 cores), on MNIST
+#: and Fashion-MNIST; the figure and its folder are named after them
+VARIANT_SETTINGS = {
+    "snn-cnn": {
+        "smoke": dict(
+            model="snn-cnn",
+            widths=None,
+            data="figures.fig_snn:digits16",
+            batch_size=32,
+            epochs=1,
+            limit_train=128,
+            limit_test=64,
+            model_options={"timesteps": 4},
+        ),
+        "quick": dict(
+            model="snn-cnn",
+            widths=None,
+            batch_size=64,
+            epochs=1,
+            limit_train=3200,
+            limit_test=1000,
+            model_options={"timesteps": 15},
+        ),
+        "full": dict(
+            model="snn-cnn", widths=None, batch_size=64, epochs=1, model_options={"timesteps": 15}
+        ),
+    },
+}
+MODELS = ("snn-mlp", "snn-cnn")
+DATASETS = ("mnist", "fashion-mnist")
 
-def config_of(method, mode, data_root=None):
-    settings = MODE_SETTINGS[mode]["config"]
-    values = {**BASE, **settings, **METHODS[method]}
+
+def digits16(**options):
+    """The 8x8 digits shown at 16x16 (each pixel 2x2), so that the spiking CNN's two 5x5
+    convolutions and poolings fit: smoke mode's data (a TrainConfig data loader)."""
+    from lfp_ref.data import Dataset, load
+
+    d = load("digits", **options)
+    up = lambda x: np.kron(x, np.ones((1, 1, 2, 2), dtype=x.dtype))  # noqa: E731
+    return Dataset(up(d.x_train), d.y_train, up(d.x_test), d.y_test, d.num_classes,
+                   "digits16", "the 8x8 digits at 16x16")  # fmt: skip
+
+
+def figure_name(model="snn-mlp", data="mnist"):
+    """``snn`` for the paper's minimal example, else ``snn_<net>_<data>`` (snn_cnn_fashion)."""
+    if (model, data) == ("snn-mlp", "mnist"):
+        return NAME
+    return f"snn_{model.removeprefix('snn-')}_{data.removesuffix('-mnist')}"
+
+
+def settings_of(mode, model="snn-mlp", data="mnist"):
+    """The shared configuration of ``mode`` for the network and data set (smoke mode keeps its
+    8x8 digits)."""
+    values = {**BASE, **MODE_SETTINGS[mode]["config"]}
+    values.update(VARIANT_SETTINGS.get(model, {}).get(mode, {}))
+    if mode != "smoke":  # smoke mode: the small images of its settings
+        values["data"] = data
+    return values
+
+
+def config_of(method, mode, data_root=None, model="snn-mlp", data="mnist"):
+    values = {**settings_of(mode, model, data), **METHODS[method]}
     if data_root is not None:
         values["data_root"] = str(data_root)
     return TrainConfig(**values)
@@ -165,13 +229,13 @@ def probe(trainer, x, y):
     }
 
 
-def train(method, mode, folder, data_root=None):
+def train(method, mode, folder, data_root=None, model="snn-mlp", data="mnist"):
     """One method's run (skipped when its folder holds the finished run and its probes);
     returns ``(probes, metrics rows, initial test accuracy, weights digest)``."""
     settings = MODE_SETTINGS[mode]
     run_dir = folder / "runs" / method
     saved = run_dir / "probes.json"
-    config = config_of(method, mode, data_root)
+    config = config_of(method, mode, data_root, model, data)
     if saved.exists():
         import json
 
@@ -211,7 +275,7 @@ def train(method, mode, folder, data_root=None):
     return probes, read_run(run_dir)["metrics"], initial_acc, digest
 
 
-def _curves(ax, results, mode, epochs, with_initial=True):
+def _curves(ax, results, mode, epochs, with_initial=True, paper=True):
     """Probe accuracy (lines) and test-set accuracy after each epoch (dots) of both methods."""
     for method, (probes, metrics, initial, _) in results.items():
         color = COLORS[method]
@@ -221,27 +285,28 @@ def _curves(ax, results, mode, epochs, with_initial=True):
         if with_initial:
             xs, ys = [0, *xs], [initial, *ys]
         ax.plot(xs, ys, "o", color=color, label=f"{LABELS[method]}: test set")
-    if mode == "full":
+    if mode == "full" and paper:
         ax.plot(range(1, epochs + 1), PAPER["lfp"][:epochs], "D", color="tab:gray",
                 label="lfprop notebook (LFP)")  # fmt: skip
 
 
-def plot(results, mode, folder, epochs):
+def plot(results, mode, folder, epochs, model="snn-mlp", data="mnist"):
+    name, paper = figure_name(model, data), (model, data) == ("snn-mlp", "mnist")
     plt = common.pyplot()
     fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
     (full, zoom), (rates, clock) = axes
-    _curves(full, results, mode, epochs)
+    _curves(full, results, mode, epochs, paper=paper)
     full.set(xlabel="epoch", ylabel="test accuracy (spike counts)", ylim=(0, 1))
     full.set_title("learning curves (probe: first test images; dots: test set)")
     full.legend(fontsize=7, loc="lower right")
-    _curves(zoom, results, mode, epochs, with_initial=False)
+    _curves(zoom, results, mode, epochs, with_initial=False, paper=paper)
     late = [
         value
         for probes, metrics, _, _ in results.values()
         for value in [p["probe_acc"] for p in probes if p["epoch"] >= epochs / 3]
         + [row["test_acc"] for row in metrics]
     ]
-    if mode == "full":
+    if mode == "full" and paper:
         late += PAPER["lfp"][:epochs]
     zoom.set(xlabel="epoch", ylabel="test accuracy", xlim=(epochs / 3 - 0.05, epochs + 0.1),
              ylim=(min(late) - 0.01, min(1.0, max(late) + 0.01)))  # fmt: skip
@@ -262,9 +327,10 @@ def plot(results, mode, folder, epochs):
               ylabel="test accuracy", ylim=(0, 1))  # fmt: skip
     clock.set_title("test accuracy vs wall-clock time")
     clock.legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"snn-mlp, LFP vs surrogate BPTT from the same initial weights ({mode} mode)")
+    fig.suptitle(f"{model} on {data}, LFP vs surrogate BPTT from the same initial weights "
+                 f"({mode} mode)")  # fmt: skip
     fig.tight_layout()
-    return common.save_figure(fig, NAME, folder, mode)
+    return common.save_figure(fig, name, folder, mode)
 
 
 def main(argv=None):
@@ -275,11 +341,17 @@ def main(argv=None):
         default=None,
         help="folder holding mnist/ (default: LFP_REF_DATA or the user cache)",
     )
+    parser.add_argument("--model", choices=MODELS, default="snn-mlp",
+                        help="the spiking network (default: %(default)s)")  # fmt: skip
+    parser.add_argument("--data", choices=DATASETS, default="mnist",
+                        help="data set (default: %(default)s; smoke: 8x8 digits)")  # fmt: skip
     args = parser.parse_args(argv)
     mode = common.mode_of(args)
-    with common.Timer(NAME, mode):
-        folder = common.out_dir(NAME, args)
-        results = {m: train(m, mode, folder, args.data_root) for m in METHODS}
+    model, data = args.model, args.data
+    name = figure_name(model, data)
+    with common.Timer(name, mode):
+        folder = common.out_dir(name, args)
+        results = {m: train(m, mode, folder, args.data_root, model, data) for m in METHODS}
         digests = {m: r[3] for m, r in results.items()}
         if len(set(digests.values())) != 1:
             raise RuntimeError(f"the runs did not start from the same weights: {digests}")
@@ -304,12 +376,12 @@ def main(argv=None):
         common.write_csv(folder / "curves.csv", curves)
         common.write_csv(folder / "rates.csv", rates)
         common.write_csv(folder / "epochs.csv", epochs)
-        n_epochs = config_of("lfp", mode).epochs
+        n_epochs = config_of("lfp", mode, model=model, data=data).epochs
         summary = {
             "mode": mode,
-            "settings": {**BASE, **MODE_SETTINGS[mode]["config"]},
+            "settings": settings_of(mode, model, data),
             "initial_weights_digest": digests["lfp"],
-            "paper": PAPER_TEXT,
+            "paper": PAPER_TEXT if name == NAME else None,
             "methods": {
                 method: {
                     "initial_test_acc": initial,
@@ -323,7 +395,7 @@ def main(argv=None):
             },
         }
         common.write_json(folder / "summary.json", summary)
-        plot(results, mode, folder, n_epochs)
+        plot(results, mode, folder, n_epochs, model, data)
         for method, values in summary["methods"].items():
             accs = ", ".join(f"{a:.4f}" for a in values["test_acc"])
             times = ", ".join(f"{t:.0f}" for t in values["wall_time_per_epoch"])

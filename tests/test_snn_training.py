@@ -463,3 +463,21 @@ def test_figure_smoke_mode(tmp_path):
     assert set(summary["methods"]) == {"lfp", "surrogate"}
     # a second call reuses the finished runs
     assert fig_snn.main(["--smoke", "--out", str(tmp_path)]) == 0
+
+
+def test_figure_smoke_mode_of_the_spiking_cnn(tmp_path):
+    pytest.importorskip("matplotlib")
+    sys.path.insert(0, str(ROOT))
+    from figures import fig_snn
+
+    assert fig_snn.figure_name("snn-cnn", "fashion-mnist") == "snn_cnn_fashion"
+    assert fig_snn.main(["--smoke", "--model", "snn-cnn", "--out", str(tmp_path)]) == 0
+    folder = tmp_path / "snn_cnn_mnist" / "smoke"
+    assert (folder / "snn_cnn_mnist.png").exists()
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["settings"]["model"] == "snn-cnn" and summary["paper"] is None
+    with open(folder / "rates.csv", newline="") as file:
+        layers = {row["layer"] for row in csv.DictReader(file)}
+    assert layers == {"0", "2", "5"}  # LIF(conv), LIF(conv), LIF(dense)
+    config = fig_snn.config_of("lfp", "full", model="snn-cnn", data="fashion-mnist")
+    assert (config.model, config.data, config.batch_size) == ("snn-cnn", "fashion-mnist", 64)
