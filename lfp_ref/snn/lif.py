@@ -8,6 +8,13 @@ recursion with the kernels of :mod:`lfp_ref.kernels.cpu.lif` on the (T, B*N) vie
 layer is thus used once per pass; the membrane starts at zero in every pass (there is no state
 between passes, so consecutive batches cannot leak into each other).
 
+Repeated input. When its T steps are the same B rows (the first LIF of a SpikingSequential, which
+decides it: ``forward(x, repeated=True)``), the current is the same at every step: it is computed
+once, on step 0's B rows, and handed to every step; in the reverse passes the wrapped layer's
+weight VJP takes ``sum_t rho_t`` (``VJP_theta`` is linear in rho and x_t = x), so its
+im2col, forward GEMM and weight VJP run on B rows instead of T*B. What leaves to the layer below
+is still each step's own ``R_x_t`` (T*B rows, the per-step accounts of the trace book it).
+
 Semantics are snntorch 0.9.4 ``Leaky``'s (the kernels' docstring has the details)::
 
     reset_t = H(U_{t-1} - threshold)       from the PREVIOUS membrane, detached; U_{-1} = 0
@@ -201,7 +208,12 @@ class LIF(Layer):
             )
         return self.timesteps
 
-    def forward(self, x):
+    def forward(self, x, *, repeated=False):
+        """The spikes (T*B, ...) for time-folded input x (T*B, ...).
+
+        ``repeated=True`` promises that the T steps of x are the same B rows (SpikingSequential
+        says so for the static input, see the module docstring): the current is then computed
+        on step 0's rows only and used at every step."""
         steps = self._steps()
         if x.ndim < 2 or x.shape[0] % steps:
             raise ValueError(
@@ -209,7 +221,8 @@ class LIF(Layer):
                 f"t*B .. t*B+B-1), got shape {x.shape}"
             )
         try:
-            current = self.current.forward(x)  # (T*B, ...): all steps in one call
+            # (T*B, ...): all steps in one call; repeated: (B, ...), step 0's rows (a view)
+            current = self.current.forward(x[: x.shape[0] // steps] if repeated else x)
         except ValueError as err:
             raise ValueError(
                 f"LIF around {err} (time is folded into the batch: T = {steps} steps x B = "
@@ -217,8 +230,13 @@ class LIF(Layer):
             ) from err
         bk = backend_of(current)
         current = bk.contiguous(current)
-        membrane = bk.empty(current.shape, current.dtype)
-        spikes = bk.empty(current.shape, current.dtype)
+        shape = (x.shape[0], *current.shape[1:])  # (T*B, ...)
+        if repeated:  # the same current at every step
+            folded = bk.empty(shape, current.dtype)
+            folded.reshape(steps, *current.shape)[...] = current
+            current = folded
+        membrane = bk.empty(shape, current.dtype)
+        spikes = bk.empty(shape, current.dtype)
         rows = (steps, -1)  # (T, B*N) views
         bk.lif.lif_forward(
             current.reshape(rows),
@@ -228,7 +246,7 @@ class LIF(Layer):
             membrane.reshape(rows),
             spikes.reshape(rows),
         )
-        self.save((membrane, spikes, steps))
+        self.save((membrane, spikes, steps, bool(repeated)))
         return spikes
 
     def _check_like(self, value, membrane, what):
@@ -264,7 +282,7 @@ class LIF(Layer):
     def feedback(self, reward, rule_for, input_reward=True):
         """LFP through the membrane and the wrapped layer (see the class docstring):
         ``(R_x, {"current.weight": F_W, "current.bias": F_b})``."""
-        membrane, _, steps = self.saved()
+        membrane, _, steps, repeated = self.saved()
         if self.reset != "subtract":
             raise ValueError(
                 f"{self!r}: LFP through the LIF neuron is defined for reset='subtract' only "
@@ -287,10 +305,15 @@ class LIF(Layer):
             rho.reshape(rows),
         )
         self.current.begin_reverse()  # the wrapped layer's use that matches this one
-        reward_in, vjps = self.current.vjp(rho, input_vjp=input_reward)
+        reward_in, vjps = self._current_vjp(rho, steps, repeated, input_reward)
         kernels = bk.elementwise
         if reward_in is not None:  # None: nobody needs it (training)
-            kernels.multiply(reward_in, self.current.cached_input, out=reward_in)  # R_x
+            x = self.current.cached_input
+            if repeated:  # x (B, ...), the input of every step: R_x_t = x * VJP_x(rho_t)
+                for reward_t in reward_in.reshape(steps, *x.shape):
+                    kernels.multiply(reward_t, x, out=reward_t)
+            else:
+                kernels.multiply(reward_in, x, out=reward_in)  # R_x
         params = self.current.own_parameters()
         feedback = {
             f"current.{name}": kernels.multiply_abs(v, params[name], out=v)  # |theta| VJP
@@ -300,7 +323,7 @@ class LIF(Layer):
 
     def backward(self, grad, input_grad=True):
         """BPTT with the surrogate derivative of the spike: ``(dL/dx, {"current.weight": ...})``."""
-        membrane, _, steps = self.saved()
+        membrane, _, steps, repeated = self.saved()
         self._check_like(grad, membrane, "the gradient")
         bk = backend_of(grad, membrane)
         grad = bk.contiguous(grad, dtype=membrane.dtype)
@@ -317,8 +340,32 @@ class LIF(Layer):
             self.reset,
         )
         self.current.begin_reverse()
-        grad_in, grads = self.current.vjp(grad_current, input_vjp=input_grad)
+        grad_in, grads = self._current_vjp(grad_current, steps, repeated, input_grad)
         return grad_in, {f"current.{name}": value for name, value in grads.items()}
+
+    def _current_vjp(self, v, steps, repeated, input_vjp):
+        """The wrapped layer's ``(VJP_x(v), {name: VJP_theta(v)})`` for v (T*B, ...) at the
+        current's rows; VJP_x is None unless ``input_vjp``.
+
+        ``repeated`` (the wrapped layer saw only step 0's B rows, x_t = x): VJP_theta is linear
+        in v and the input is the same at every step, so ``sum_t VJP_theta(v_t) at x_t`` is
+        ``VJP_theta(sum_t v_t) at x``, one VJP on B rows (equal in exact arithmetic; the sum over
+        t is taken first). VJP_x is still computed step by step, each on B rows, for the layer
+        below and the per-step accounts (only when asked: training never asks the first layer).
+        """
+        if not repeated:
+            return self.current.vjp(v, input_vjp=input_vjp)
+        per_step = v.reshape(steps, -1, *v.shape[1:])  # (T, B, ...)
+        _, grads = self.current.vjp(per_step.sum(axis=0), input_vjp=False)
+        if not input_vjp:
+            return None, grads
+        x = self.current.cached_input  # (B, ...)
+        bk = backend_of(v, x)
+        out = bk.empty((v.shape[0], *x.shape[1:]), x.dtype)
+        out_steps = out.reshape(steps, *x.shape)
+        for t in range(steps):
+            out_steps[t], _ = self.current.vjp(per_step[t], input_vjp=True)
+        return out, grads
 
     # -- where the reward goes, step by step ---------------------------------------------------
 
@@ -373,7 +420,7 @@ class LIF(Layer):
         reward_leaving : array (T*B, ...) or None
             The ``R_x`` the layer's :meth:`feedback` returned, to sum instead of the identity.
         """
-        membrane, _, steps = self.saved()
+        membrane, _, steps, repeated = self.saved()
         self._check_like(reward, membrane, "the reward")
         if eps is None:
             if self.eps is None and rule_for is None:
@@ -416,7 +463,7 @@ class LIF(Layer):
             bias_rows = (rho64.reshape(shape) * per_channel).reshape(steps, -1)
         handed_steps = per_step(handed)
         if reward_leaving is None:
-            current64 = np.asarray(host(current), np.float64).reshape(steps, -1)
+            current64 = np.asarray(host(current), np.float64).reshape(1 if repeated else steps, -1)
             to_below = (rho64 * current64).sum(axis=1) - bias_rows.sum(axis=1)
         else:
             self._check_leaving(reward_leaving)
@@ -437,7 +484,8 @@ class LIF(Layer):
         return accounts
 
     def _check_leaving(self, value):
-        expected = self.current.cached_input.shape
+        x_shape = self.current.cached_input.shape  # (B, ...) when the input was repeated
+        expected = (self.saved()[0].shape[0], *x_shape[1:])  # (T*B, ...)
         if getattr(value, "shape", None) != expected:
             raise ValueError(
                 f"{self!r}: reward_leaving must have the input's (time-folded) shape {expected}, "
@@ -449,13 +497,13 @@ class LIF(Layer):
     @property
     def cached_membrane(self):
         """The membranes ``U`` of the use being reversed (after a forward: its own), (T, B, ...)."""
-        membrane, _, steps = self.saved()
+        membrane, _, steps, _ = self.saved()
         return membrane.reshape(steps, -1, *membrane.shape[1:])
 
     @property
     def cached_spikes(self):
         """The spikes ``S`` of the use being reversed, (T, B, ...)."""
-        _, spikes, steps = self.saved()
+        _, spikes, steps, _ = self.saved()
         return spikes.reshape(steps, -1, *spikes.shape[1:])
 
     def extra_repr(self):

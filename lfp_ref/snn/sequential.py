@@ -40,6 +40,12 @@ class SpikingSequential(Sequential):
     Dropout called once per step does). The last layer's spikes are returned as (T, B, C).
     Membranes start at zero in every pass: there is no state between batches.
 
+    The first LIF's input is the static input at every step (when nothing before it differs from
+    step to step: Flatten, MaxPool2d, an eval-mode Dropout), so its current is computed once, on
+    B rows, and its weight VJP takes the sum over the steps (:meth:`LIF.forward`'s ``repeated``;
+    equal to the per-step computation in exact arithmetic). ``share_static_current = False`` on
+    an instance turns this off (every current on T*B rows).
+
     MaxPool2d on binary spikes meets ties all the time: the reward (and the gradient) of a window
     goes to its FIRST maximum in row-major window order, as torch's max_pool2d does.
 
@@ -69,6 +75,9 @@ class SpikingSequential(Sequential):
     output_loss = "snn_ce_rate"
     #: the reward of a training run that names none (a name in lfp_ref.rewards.REWARDS)
     default_reward = "snn_rate_coded"
+    #: compute the current of a LIF whose input is the static input on its B rows, once
+    #: (:meth:`repeated_input_child`); False: on all T*B rows, as any other LIF
+    share_static_current = True
 
     def __init__(self, *layers, timesteps):
         super().__init__(*layers)
@@ -124,6 +133,24 @@ class SpikingSequential(Sequential):
         if isinstance(layer, LIF):
             layer.timesteps = self._timesteps
 
+    def repeated_input_child(self):
+        """The name of the LIF whose input is the static input repeated over the T steps, or
+        None: the first LIF, if every layer before it maps each (T*B, ...) row to a row by the
+        same function at every step. Flatten and MaxPool2d do (row by row, deterministic), and
+        so does a Dropout in eval mode (the identity); a Dropout in training mode draws a mask
+        per step, so a LIF after it sees a different input at each step and runs the per-step
+        path."""
+        if not self.share_static_current:
+            return None
+        for name, layer in self.children():
+            if isinstance(layer, LIF):
+                return name
+            if not isinstance(layer, (Flatten, MaxPool2d)) and not (
+                isinstance(layer, Dropout) and not layer.training
+            ):
+                return None
+        return None
+
     # -- the passes ------------------------------------------------------------------------
 
     def forward(self, x):
@@ -137,9 +164,20 @@ class SpikingSequential(Sequential):
         batch = x.shape[0]
         folded = bk.empty((steps * batch, *x.shape[1:]), x.dtype)
         folded.reshape(steps, *x.shape)[...] = x  # (T, B, ...): the same input at every step
-        out = super().forward(folded)  # (T*B, C)
+        repeated = self.repeated_input_child()
+        out = folded
+        for name, layer in self.children():  # the containers' walk (Sequential.forward)
+            out = self._forward_child(name, layer, out, repeated=name == repeated)  # (T*B, C)
         self.save((x.shape, steps, out.shape))
         return out.reshape(steps, batch, *out.shape[1:])  # (T, B, C)
+
+    def _forward_child(self, name, child, x, repeated=False):
+        if not repeated:
+            return super()._forward_child(name, child, x)
+        z = child.forward(x, repeated=True)  # x: the static input at every step
+        if self.observer is not None:
+            self.observer(self, name, child, "forward", x, z)
+        return z
 
     def _fold(self, value, what):
         x_shape, steps, out_shape = self.saved()
