@@ -339,7 +339,7 @@ def main(argv=None):
         "--data-root",
         type=Path,
         default=None,
-        help="the folder holding the data set's files (default: LFP_REF_DATA/<name> or the user cache)",
+        help="the folder of the data set's files (default: LFP_REF_DATA/<name>, the cache)",
     )
     parser.add_argument("--model", choices=MODELS, default="snn-mlp",
                         help="the spiking network (default: %(default)s)")  # fmt: skip
