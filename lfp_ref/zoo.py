@@ -76,6 +76,15 @@ layers, each wrapping the Dense or Conv2d that makes its input current: paramete
 ``"0.current.weight"``, ... (lfprop's ``parameterized_layer``, see
 :func:`lfp_ref.snn.state_dict_from_torch`). They take no activation (``activation`` is ignored:
 the LIF is the non-linearity).
+
+Input noise (``input_noise``, a keyword of :func:`build` like ``activation``, not one of the
+options above): ``input_noise=sigma > 0`` inserts a :class:`lfp_ref.layers.GaussianNoise`
+(``sigma * N(0, 1)`` added in training mode, the identity in eval mode) right before every
+Dense and Conv2d of the model, the noise of the authors' step-function networks. Each noise
+layer has its own Generator spawned from the init Generator after every other layer is built, so
+the weights and the dropout masks are those of the same model without noise. The default 0.0
+inserts nothing (the model is the one without the keyword). It applies to the flat models
+(not the residual or spiking ones).
 """
 
 from __future__ import annotations
@@ -90,6 +99,7 @@ from .layers.containers import Residual, Sequential
 from .layers.conv import Conv2d
 from .layers.dense import Dense
 from .layers.dropout import Dropout
+from .layers.noise import GaussianNoise, check_sigma
 from .layers.norm import BatchNorm1d, BatchNorm2d
 from .layers.pool import AvgPool2d, MaxPool2d
 from .layers.reshape import Flatten
@@ -665,6 +675,23 @@ def randomize_batchnorm(model, rng):
     return model
 
 
+def _with_input_noise(name, layers, sigma, rng):
+    """``layers`` with a GaussianNoise(sigma) before every Dense and Conv2d, each with its own
+    Generator spawned from ``rng`` in layer order (after the weights and the Dropouts')."""
+    if any(isinstance(layer, (Residual, Sequential)) for layer in layers):
+        raise ValueError(
+            f"model {name!r}: input_noise is for the flat models (its Dense/Conv2d layers inside "
+            "residual blocks would be missed); build the noisy network by hand with "
+            "lfp_ref.layers.GaussianNoise"
+        )
+    noisy = []
+    for layer in layers:
+        if isinstance(layer, (Dense, Conv2d)):
+            noisy.append(GaussianNoise(sigma, rng=rng.spawn(1)[0]))
+        noisy.append(layer)
+    return noisy
+
+
 def build(
     name,
     *,
@@ -674,6 +701,7 @@ def build(
     seed=0,
     dtype=np.float32,
     widths=None,
+    input_noise=0.0,
     **options,
 ):
     """Build a model of the catalog (see the module docstring, or :func:`describe`).
@@ -698,6 +726,10 @@ def build(
     widths : sequence of int, optional
         Hidden widths (mlp, snn-mlp) or channels per stage (vgg-small, resnet-small); not
         allowed for the fixed architectures.
+    input_noise : float >= 0
+        The standard deviation of the Gaussian noise added in training mode before every
+        Dense and Conv2d (a :class:`lfp_ref.layers.GaussianNoise` each; see the module
+        docstring); 0 (default) adds no layer. Flat models only (not resnet-*, snn-*).
     **options
         The model's keyword options (:func:`known_options`): ``mode``, ``dropout``,
         ``dropout_rng``, ``bias_before_norm``, ``randomize_batchnorm``; the spiking models'
@@ -717,11 +749,19 @@ def build(
     widths = check_widths(key, widths)
     dtype = check_dtype(dtype)
     options = check_options(key, options)
+    sigma = check_sigma(input_noise, f"model {key!r}: input_noise")
+    if sigma > 0 and entry.spiking:
+        raise ValueError(
+            f"model {key!r}: input_noise is for the non-spiking flat models; a spiking net "
+            "presents its input at every step (lfprop's NoisyWrapper there is not built in)"
+        )
     if entry.image:
         _image_shape(key, shape)
     rng = np.random.default_rng(seed)
     b = _Builder(shape, act, rng, dtype, options, what=f"the input {shape}")
     layers = entry.layers(b, widths, num_classes)
+    if sigma > 0:
+        layers = _with_input_noise(key, layers, sigma, rng)
     if entry.spiking:
         model = SpikingSequential(*layers, timesteps=options["timesteps"])
     else:

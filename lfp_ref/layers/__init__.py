@@ -14,6 +14,7 @@ from .containers import Residual, Sequential
 from .conv import Conv2d
 from .dense import Dense
 from .dropout import Dropout
+from .noise import GaussianNoise
 from .norm import BatchNorm1d, BatchNorm2d
 from .pool import AvgPool2d, MaxPool2d
 from .reshape import Flatten
@@ -34,6 +35,7 @@ __all__ = [
     "ELU",
     "Dense",
     "Flatten",
+    "GaussianNoise",
     "Identity",
     "Layer",
     "LeakyReLU",
