@@ -16,6 +16,7 @@ import importlib
 import inspect
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 
@@ -82,6 +83,27 @@ class TrainConfig:
         ``seed`` (weights, data order, dropout), ``dtype``, ``epochs``, ``batch_size``;
         ``checkpoint_every`` / ``eval_every`` count optimizer steps (None: only at epoch ends /
         never); ``keep_checkpoints`` also keeps ``epoch-NNN.npz`` per epoch.
+    Transfer learning
+        ``init_from``: a run folder (its ``last.npz``) or a checkpoint file whose model
+        parameters and buffers initialise the model in place of the seed's random ones (the
+        seed still sets the data order and the dropout masks). The model must have the same
+        layer names and shapes (a :class:`ConfigError` names the first layer that differs);
+        the values are cast to ``dtype``. Read when a run starts, never on resume (its
+        checkpoints hold the weights), so the source may move afterwards; config.json's info
+        records the checkpoint, its position and a digest of the weights read.
+        ``trainable``: None (default) trains every parameter; else a list of layer names or
+        dotted name prefixes (``["7", "10", "13"]``, ``["branch"]``, ``["13.bias"]``): an entry
+        selects the parameters whose name is the entry or starts with the entry and a dot
+        (``"1"`` selects ``1.weight``, not ``10.weight``), and only the selected parameters are
+        updated. The others are frozen: the optimizer never steps them (momentum, weight decay
+        and Adam's state included: they stay bit for bit as they are) and their feedback or
+        gradient does not count towards the clipping norm (``clip`` applies to the trainable
+        parameters' global norm, as ``torch.nn.utils.clip_grad_norm_`` over the parameters
+        that have a gradient). LFP's reward and backprop's gradient still pass through frozen
+        layers to the trainable layers below them; a frozen layer's own feedback is computed
+        by the walk and dropped. Buffers (BatchNorm running statistics) of frozen layers still
+        follow the data in training mode, as in torch. An entry that selects no parameter is
+        a :class:`ConfigError` listing the layers that have parameters.
 
     The option dicts must hold JSON values (numbers, strings, lists, dicts, None).
     """
@@ -118,6 +140,8 @@ class TrainConfig:
     composite: str | None = None
     rule_for: dict | None = None
     rule_options: dict = field(default_factory=dict)
+    init_from: str | None = None
+    trainable: tuple[str, ...] | None = None
 
     def validated(self):
         """A checked copy with canonical names; raises :class:`ConfigError`.
@@ -161,12 +185,14 @@ class TrainConfig:
         c.keep_checkpoints = bool(c.keep_checkpoints)
         if c.data_root is not None:
             c.data_root = str(c.data_root)
+        _check_transfer(c)
         return c
 
     def to_dict(self):
         """The config as JSON-ready values (what ``config.json`` holds)."""
         out = dataclasses.asdict(self)
         out["widths"] = list(self.widths) if self.widths is not None else None
+        out["trainable"] = list(self.trainable) if self.trainable is not None else None
         return out
 
     def to_toml(self):
@@ -182,7 +208,7 @@ class TrainConfig:
         ]
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.name == "widths" and value is not None:
+            if f.name in ("widths", "trainable") and value is not None:
                 value = list(value)
             if value is None and f.name == "clip":
                 lines.append("clip = 0  # no clipping")
@@ -477,6 +503,47 @@ def _check_rules(c):
         raise ConfigError(message) from None
     if arguments["composite"] is not None and c.composite is not None:
         c.composite = type(arguments["composite"]).__name__  # the zennit class name
+
+
+def _check_transfer(c):
+    """``init_from`` a path (kept as a str), ``trainable`` None or a non-empty list of distinct
+    layer names / dotted prefixes (kept as a tuple). Whether the path holds a checkpoint and
+    the names select parameters is checked against the model when a run starts."""
+    if c.init_from is not None:
+        if isinstance(c.init_from, os.PathLike):
+            c.init_from = os.fspath(c.init_from)
+        if not isinstance(c.init_from, str) or not c.init_from.strip():
+            raise ConfigError(
+                f"init_from must be a run folder or a checkpoint file (a path), got {c.init_from!r}"
+            )
+    if c.trainable is None:
+        return
+    if isinstance(c.trainable, str) or not isinstance(c.trainable, (list, tuple)):
+        raise ConfigError(
+            f"trainable must be a list of layer names or dotted name prefixes (e.g. ['7', "
+            f"'10', '13']), or None to train every parameter; got {c.trainable!r}"
+        )
+    if not c.trainable:
+        raise ConfigError(
+            "trainable is empty, which would freeze every parameter; list the layers to train, "
+            "or None to train all"
+        )
+    for entry in c.trainable:
+        if (
+            not isinstance(entry, str)
+            or not entry
+            or entry != entry.strip()
+            or entry.startswith(".")
+            or entry.endswith(".")
+        ):
+            raise ConfigError(
+                f"trainable entries are layer names or dotted name prefixes such as '7', "
+                f"'branch.0' or '13.bias'; got {entry!r} in {list(c.trainable)!r}"
+            )
+    repeated = sorted({e for e in c.trainable if list(c.trainable).count(e) > 1})
+    if repeated:
+        raise ConfigError(f"trainable lists {repeated} more than once")
+    c.trainable = tuple(c.trainable)
 
 
 def resolve_rule(name, eps):

@@ -26,6 +26,7 @@ uninterrupted one bit for bit, given the same thread count (NUMBA_NUM_THREADS, B
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import shutil
 import time
@@ -39,8 +40,9 @@ from .. import methods as _methods
 from .. import rules as _rules
 from .. import zoo
 from ..engine import forward
+from ..kernels import backend_of
 from ..layers.base import Layer, WeightedLayer
-from ..optim import SGD, Adam, AdamW, OneCycleLR, StepLR
+from ..optim import SGD, Adam, AdamW, OneCycleLR, StepLR, clip_coefficient
 from . import checkpoint as ckpt
 from . import outputs as _outputs
 from . import runlog
@@ -238,6 +240,159 @@ def output_rule_warning(model, rule_for, config=None):
 
 
 # --------------------------------------------------------------------------------------------
+# transfer learning: init_from and trainable
+
+
+def _checkpoint_of(source):
+    """The checkpoint file ``init_from`` names: a file as given, a run folder's ``last.npz``."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        checkpoint = path / LAST_CHECKPOINT
+        if not checkpoint.is_file():
+            raise ConfigError(
+                f"init_from: the folder {path} holds no checkpoint ({LAST_CHECKPOINT}); give a "
+                "run folder that has trained (or one of its epoch-NNN.npz files)"
+            )
+        return checkpoint
+    if not path.is_file():
+        raise ConfigError(f"init_from: no run folder or checkpoint file at {path}")
+    return path
+
+
+def _weights_digest(state):
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode())
+        digest.update(np.ascontiguousarray(state[name]).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def load_initial_weights(model, source):
+    """Copy the model parameters and buffers of the checkpoint ``source`` (a run folder, whose
+    ``last.npz`` is read, or a checkpoint file) into ``model`` (``TrainConfig.init_from``),
+    cast to the model's dtype. Returns what config.json's info records: the checkpoint's path,
+    its position (epoch, step) and a digest of the weights read.
+
+    Raises
+    ------
+    ConfigError
+        No checkpoint at ``source``, an unreadable or non-finite one, or a model whose layer
+        names or shapes differ from the checkpoint's (the message names the first layer).
+    """
+    path = _checkpoint_of(source)
+    try:
+        state = ckpt.load(path)
+    except ckpt.CheckpointError as exc:
+        raise ConfigError(f"init_from: {exc}") from None
+    weights = {k[len("model/") :]: v for k, v in state.items() if k.startswith("model/")}
+    if not weights:
+        raise ConfigError(f"init_from: {path} holds no model weights (no model/ entries)")
+    bad = ckpt.non_finite_entries({f"model/{k}": v for k, v in weights.items()})
+    if bad:
+        raise ConfigError(
+            f"init_from: {path} holds non-finite values in {ckpt.describe_non_finite(bad)}"
+        )
+    layers = dict(model.named_layers())
+    ours = model.state_dict()
+
+    def layer_of(key):
+        name = key.rpartition(".")[0]
+        layer = layers.get(name)
+        return f"layer {name!r} ({layer!r})" if layer is not None else f"layer {name!r}"
+
+    for key, value in ours.items():
+        if key not in weights:
+            raise ConfigError(
+                f"init_from: {path} has no {key!r} for {layer_of(key)}: it was saved from "
+                "another architecture (init_from needs the same layer names and shapes)"
+            )
+        if np.shape(weights[key]) != value.shape:
+            raise ConfigError(
+                f"init_from: {layer_of(key)} has {key!r} of shape {value.shape}, but {path} "
+                f"holds shape {tuple(np.shape(weights[key]))}; init_from needs the same layer "
+                "names and shapes (the same model, widths and number of classes)"
+            )
+    extra = sorted(set(weights) - set(ours))
+    if extra:
+        raise ConfigError(
+            f"init_from: {path} holds {extra[:5]}, which this model does not have: it was "
+            "saved from another architecture"
+        )
+    try:
+        model.load_state_dict(weights)
+    except ValueError as exc:
+        raise ConfigError(f"init_from: {path}: {exc}") from None
+    info = {"checkpoint": str(path.resolve()), "weights_sha256": _weights_digest(weights)}
+    for key in ("epoch", "step"):
+        if f"trainer/{key}" in state:
+            info[key] = int(state[f"trainer/{key}"])
+    return info
+
+
+def _selects(name, entry):
+    return name == entry or name.startswith(entry + ".")
+
+
+def trainable_parameters(model, trainable):
+    """The names of the parameters of ``model`` that ``TrainConfig.trainable`` selects (all for
+    None), in ``named_parameters()`` order: a name equal to an entry or starting with the entry
+    and a dot. An entry that selects nothing is a :class:`ConfigError` listing the layers
+    that have parameters."""
+    names = [name for name, _ in model.named_parameters()]
+    if trainable is None:
+        return names
+    unused = [e for e in trainable if not any(_selects(name, e) for name in names)]
+    if unused:
+        layers = [name for name, layer in model.named_layers() if layer.own_parameters()]
+        raise ConfigError(
+            f"trainable: {unused} select no parameter of the model; the layers with "
+            f"parameters are {layers} (an entry is a layer name, a dotted prefix of layer "
+            "names, or a parameter name such as '13.bias')"
+        )
+    return [name for name in names if any(_selects(name, e) for e in trainable)]
+
+
+class TrainableStep:
+    """The optimizer a training method steps when ``TrainConfig.trainable`` freezes part of
+    the model: :meth:`step` hands the wrapped optimizer the trainable parameters' entries
+    only, and applies the global-norm clipping over those (the method is built without
+    ``clip``, so the clipping factor is computed once, over what is updated). Everything else
+    (``lr``, ``state_dict``, ...) is the wrapped optimizer's.
+
+    With every parameter trainable the product ``scale * factor`` is the one the engine forms,
+    so the steps are the same bit for bit as without ``trainable``.
+    """
+
+    def __init__(self, optimizer, names, clip):
+        self.optimizer = optimizer
+        self.names = frozenset(names)
+        self.clip = clip
+        self.parameters = {n: p for n, p in optimizer.parameters.items() if n in self.names}
+
+    def step(self, grads, scale=1.0, squared_norms=None):
+        grads = {name: value for name, value in grads.items() if name in self.names}
+        if squared_norms is not None:
+            squared_norms = {n: v for n, v in squared_norms.items() if n in self.names}
+        if self.clip is not None:
+            norms = squared_norms
+            if norms is None or set(norms) != set(grads):
+                norms = {
+                    name: backend_of(value).elementwise.sum_of_squares(value)
+                    for name, value in grads.items()
+                }
+            scale *= clip_coefficient(norms, self.clip)[0]
+        self.optimizer.step(grads, scale=scale, squared_norms=squared_norms)
+
+    def __getattr__(self, name):
+        if name == "optimizer":  # not set yet (a copy being built): no recursion
+            raise AttributeError(name)
+        return getattr(self.optimizer, name)
+
+    def __repr__(self):
+        return f"TrainableStep({self.optimizer!r}, {len(self.parameters)} trainable)"
+
+
+# --------------------------------------------------------------------------------------------
 # helpers
 
 
@@ -375,6 +530,9 @@ class Trainer:
         self.x_test = np.ascontiguousarray(dataset.x_test, dtype=dtype)
         self.y_test = dataset.y_test
         self.model = build_model(config, dataset)
+        self.init_info = None  # what init_from read (config.json's info["init_from"])
+        if config.init_from is not None and not _resuming:
+            self.init_info = load_initial_weights(self.model, config.init_from)
         if config.reward is None:  # the model's default, recorded in config.json by its name
             self.config = config = dataclasses.replace(
                 config, reward=_outputs.default_reward(self.model)
@@ -382,8 +540,15 @@ class Trainer:
         self.batches_per_epoch = -(-len(self.y_train) // config.batch_size)
         self.optimizer = self._make_optimizer()
         self.scheduler = self._make_scheduler()
+        # what the method steps: the optimizer, or with `trainable` its view that updates the
+        # trainable parameters only and clips over them (the method then clips nothing)
+        self.trainable = trainable_parameters(self.model, config.trainable)
+        method_config, self._step_optimizer = config, self.optimizer
+        if config.trainable is not None:
+            method_config = dataclasses.replace(config, clip=None)
+            self._step_optimizer = TrainableStep(self.optimizer, self.trainable, config.clip)
         try:
-            self.method = _methods.get_method(config.method)(config, self.model)
+            self.method = _methods.get_method(config.method)(method_config, self.model)
         except (KeyError, ValueError, TypeError) as exc:
             message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
             raise ConfigError(
@@ -476,6 +641,8 @@ class Trainer:
         path = Path(checkpoint) if checkpoint is not None else out / LAST_CHECKPOINT
         if checkpoint is not None or path.exists():
             trainer.load_checkpoint(path)
+        elif config.init_from is not None:  # stopped before its first checkpoint: at its start
+            trainer.init_info = load_initial_weights(trainer.model, config.init_from)
         return trainer
 
     @classmethod
@@ -619,6 +786,10 @@ class Trainer:
             "numba_threads": _threads(),
             **runlog.run_environment(),
         }
+        if self.init_info is not None:
+            info["init_from"] = self.init_info
+        if self.config.trainable is not None:
+            info["trainable_parameters"] = list(self.trainable)
         runlog.write_config(self.out, self.config, info)
 
     def _write_extension(self):
@@ -786,7 +957,7 @@ class Trainer:
         try:
             # numpy's overflow warnings would only repeat what the checks report, less precisely
             with np.errstate(over="ignore", invalid="ignore"):
-                result = self.method.step(self.model, self.optimizer, xb, yb)
+                result = self.method.step(self.model, self._step_optimizer, xb, yb)
                 _check_weights(self.model)
         except FloatingPointError as exc:
             detail, advice = self._diagnose(exc, xb)
@@ -946,9 +1117,12 @@ __all__ = [
     "build_model",
     "check_finite_data",
     "evaluate",
+    "TrainableStep",
     "fit",
     "limit",
     "load_data",
+    "load_initial_weights",
     "output_rule_warning",
+    "trainable_parameters",
     "weight_sparsity",
 ]
