@@ -11,7 +11,7 @@ GSTAMP := $(VENV)/.installed-gpu
 # the GPU extra: gpu (CuPy and numba-cuda for CUDA 13) or gpu-cuda12
 GPU_EXTRA ?= gpu
 
-.PHONY: setup setup-crosscheck setup-cudasim setup-gpu run test test-slow test-cudasim test-gpu crosscheck lint format bench bench-gpu walkthrough figures figures-full verify clean
+.PHONY: setup setup-crosscheck setup-cudasim setup-gpu run test test-slow test-cudasim test-gpu crosscheck lint format bench bench-gpu data walkthrough figures figures-full verify clean
 
 setup: $(STAMP)
 
@@ -128,7 +128,8 @@ docs: setup
 # the paper's figures (figures/README.md): `make figures` runs every script's quick mode (under
 # 20 minutes on 2 cores), `make figures-full` the full ones (PNGs copied to figures/png/); each
 # prints its duration. Outputs and training runs in figures/out/ (finished runs are reused).
-FIGURE_SCRIPTS := toy toy_activations neuron_weight_space silu_escape misclassification rules lr_scale snn
+FIGURE_SCRIPTS := toy toy_activations neuron_weight_space silu_escape misclassification rules \
+	lr_scale snn step sparsity cost transfer summary
 
 define run_figures
 	@start=$$(date +%s); for name in $(FIGURE_SCRIPTS); do \
@@ -138,11 +139,28 @@ define run_figures
 	done; echo "all figures ($(or $(1),full mode)): $$(( $$(date +%s) - start )) s"
 endef
 
-figures: setup
+figures: setup data
 	$(call run_figures,--quick)
 
-figures-full: setup
+figures-full: setup data
 	$(call run_figures,)
+
+# the data sets the figures train on, where missing: MNIST downloaded (checksummed, into the user
+# cache) unless LFP_REF_DATA or the cache holds it; Fashion-MNIST from Debian's package
+# dataset-fashion-mnist (apt-get as root, else sudo)
+define LOAD_DATA
+from lfp_ref.data import load
+load("mnist", download=True)
+endef
+export LOAD_DATA
+
+data: setup
+	@$(BIN)/python -c "$$LOAD_DATA"
+	@$(BIN)/python -c 'from lfp_ref.data import load; load("fashion-mnist")' 2>/dev/null || { \
+		echo "Fashion-MNIST is missing: installing the Debian package dataset-fashion-mnist"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get install -y dataset-fashion-mnist || \
+			{ $$SUDO apt-get update && $$SUDO apt-get install -y dataset-fashion-mnist; }; }
 
 walkthrough: setup
 	$(BIN)/python docs/make_walkthrough.py
