@@ -289,14 +289,20 @@ def _median_ms(fn, repeats, warmup=2):
     return float(np.median(times)) * 1e3
 
 
-def _snn_layer_phases(layer, first, x_in, r_out, g_out, rule_for, repeats):
+def _snn_layer_phases(layer, first, x_in, r_out, g_out, rule_for, repeats, repeated=False):
     """One layer's forward, LFP feedback and backward (ms) at the inputs of one pass; for a LIF
-    also its time-loop kernels and its current's forward and VJP (the GEMMs) alone."""
+    also its time-loop kernels and its current's forward and VJP (the GEMMs) alone. ``repeated``:
+    the LIF that SpikingSequential runs on the static input (its current on the B rows of one
+    step, its VJP on the sum over the steps)."""
     from lfp_ref.kernels import backend_of
     from lfp_ref.snn import LIF
 
     def forward(module):  # a new pass each time: no stack of saved uses grows
         module.clear_caches()
+        if module is layer and repeated:
+            return module.forward(x_in, repeated=True)
+        if repeated:  # the current alone, on one step's rows
+            return module.forward(x_in[: len(x_in) // layer.timesteps])
         return module.forward(x_in)
 
     row = {
@@ -310,7 +316,11 @@ def _snn_layer_phases(layer, first, x_in, r_out, g_out, rule_for, repeats):
     rows = (steps, -1)
     forward(layer)
     membrane = layer.saved()[0]
-    current = forward(layer.current).reshape(rows)
+    current = np.ascontiguousarray(
+        np.broadcast_to(forward(layer.current), (steps, len(x_in) // steps, *membrane.shape[1:]))
+        if repeated
+        else forward(layer.current)
+    ).reshape(rows)
     bk = backend_of(membrane)
     mem, spikes, rho = (np.empty_like(membrane).reshape(rows) for _ in range(3))
     reward = np.ascontiguousarray(r_out, membrane.dtype).reshape(rows)
@@ -330,8 +340,10 @@ def _snn_layer_phases(layer, first, x_in, r_out, g_out, rule_for, repeats):
         ),
         repeats,
     )
-    forward(layer)
+    forward(layer.current)
     vjp_input = rho.reshape(membrane.shape)
+    if repeated:  # one VJP of the sum over the steps
+        vjp_input = np.ascontiguousarray(vjp_input.reshape(steps, -1, *membrane.shape[1:]).sum(0))
     row["feedback: current VJP"] = _median_ms(
         lambda: layer.current.vjp(vjp_input, input_vjp=not first), repeats
     )
@@ -375,20 +387,31 @@ def snn_phases(name, repeats):
     )
     out["step"]["optimizer"] = _median_ms(lambda: opt.step(params, squared_norms=squared), repeats)
     # per layer, at the inputs and output rewards / gradients of one pass
-    engine.forward(model, x)
+    repeated = model.repeated_input_child()
     folded = np.ascontiguousarray(np.broadcast_to(x, (SNN_STEPS, *x.shape)))
-    inputs = [folded.reshape(-1, *x.shape[1:])]
-    for layer in model.layers:
-        inputs.append(layer.forward(inputs[-1]))
+
+    def walk():  # one pass, layer by layer, as SpikingSequential.forward does
+        model.clear_caches()
+        inputs = [folded.reshape(-1, *x.shape[1:])]
+        for index, layer in enumerate(model.layers):
+            kw = {"repeated": True} if str(index) == repeated else {}
+            inputs.append(layer.forward(inputs[-1], **kw))
+        return inputs
+
+    inputs = walk()
     r = np.ascontiguousarray(reward.reshape(-1, reward.shape[-1]))
     g = np.ascontiguousarray(grad.reshape(-1, grad.shape[-1]))
-    outs = [None] * len(model.layers)
+    outs = [[None, None] for _ in model.layers]
     for index in reversed(range(len(model.layers))):
-        outs[index] = (r, g)
+        outs[index][0] = r
         r = model.layers[index].feedback(r, rule_for)[0]
+    walk()
+    for index in reversed(range(len(model.layers))):
+        outs[index][1] = g
         g = model.layers[index].backward(g)[0]
     for index, layer in enumerate(model.layers):
-        row = _snn_layer_phases(layer, index == 0, inputs[index], *outs[index], rule_for, repeats)
+        row = _snn_layer_phases(layer, index == 0, inputs[index], *outs[index], rule_for, repeats,
+                                repeated=str(index) == repeated)  # fmt: skip
         out["layers"].append({"layer": f"{index} {type(layer).__name__}", **row})
     return out
 
