@@ -1116,6 +1116,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     if args.worker:
+        from lfp_ref.runtime import tune_allocator
+
+        tune_allocator()  # every contender in the process alike (lfp_ref.runtime)
         config = json.loads(args.worker)
         print(json.dumps(WORKERS[config.pop("kind")](config)))
         return

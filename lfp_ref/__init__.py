@@ -23,6 +23,7 @@ from .explain.attribution import attribute
 from .explain.trace import Trace, trace
 from .layers import *  # noqa: F403
 from .layers import __all__ as _layers_all
+from .runtime import tune_allocator
 from .train import checkpoint, load_run
 from .verify import crosscheck, interop, theory
 
@@ -58,5 +59,6 @@ __all__ = [
     "snn",
     "trace",
     "train",
+    "tune_allocator",
     "zoo",
 ]

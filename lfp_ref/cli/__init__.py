@@ -61,6 +61,9 @@ def build_parser():
 
 
 def main(argv=None):
+    from ..runtime import tune_allocator
+
+    tune_allocator()  # freed arrays reused across steps (lfp_ref.runtime)
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

@@ -43,6 +43,7 @@ from ..engine import forward
 from ..kernels import backend_of
 from ..layers.base import Layer, WeightedLayer
 from ..optim import SGD, Adam, AdamW, OneCycleLR, StepLR, clip_coefficient
+from ..runtime import tune_allocator
 from . import checkpoint as ckpt
 from . import outputs as _outputs
 from . import runlog
@@ -499,6 +500,7 @@ class Trainer:
         _resuming=False,
     ):
         self.config = config = config.validated()
+        tune_allocator()  # freed arrays reused, no page faults per step (lfp_ref.runtime)
         self.out = Path(out) if out is not None else None
         if self.out is not None and self.out.exists() and not self.out.is_dir():
             raise ConfigError(f"the output folder {self.out} is a file; choose a folder")
