@@ -11,6 +11,9 @@ of the per-round ratio new / old, with its range; a ratio above 1 means the new 
 The baseline checkout needs only its sources: it is imported with its root first on PYTHONPATH,
 with this interpreter (for a checkout from before the kernels moved into the package, link
 ``lfp_ref/kernels`` to its top-level ``kernels``).
+
+Every worker process gets lfp_ref.runtime's allocator setting (glibc keeps freed memory for
+reuse) whether or not the tree has it; ``LFP_REF_MALLOC=default`` compares with glibc's default.
 """
 
 import argparse
@@ -29,11 +32,13 @@ ROOT = HERE.parent
 _WORKER = """
 import json, sys
 import numpy as np
-try:
-    from lfp_ref.runtime import tune_allocator  # absent in checkouts from before it
-    tune_allocator()
-except ImportError:
-    pass
+import ctypes, os
+if os.environ.get("LFP_REF_MALLOC", "").lower() != "default":
+    # lfp_ref.runtime.tune_allocator's setting, made here so that both trees get it (older
+    # checkouts do not have it): which blocks glibc maps afresh otherwise depends on the order
+    # of a tree's allocations, a luck of the draw worth up to 25 % of a LeNet step
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 1 << 30), libc.mallopt(-1, 1 << 30)
 from benchmarks import models
 from benchmarks.run import CLIP, LR, MOMENTUM, _interleaved
 from lfp_ref import engine, optim
