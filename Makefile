@@ -125,9 +125,9 @@ docs: setup
 	rm -rf docs/api
 	$(BIN)/python -c "$$API_DOCS"
 
-# the paper's figures (figures/README.md): `make figures` runs every script's quick mode (under
-# 20 minutes on 2 cores), `make figures-full` the full ones (PNGs copied to figures/png/); each
-# prints its duration. Outputs and training runs in figures/out/ (finished runs are reused).
+# the paper's figures (figures/README.md): `make figures` runs every script's quick mode (3.4
+# minutes on 2 idle cores), `make figures-full` the full ones (hours; PNGs copied to
+# figures/png/); each prints its duration. Outputs and training runs in figures/out/ (finished runs are reused).
 FIGURE_SCRIPTS := toy toy_activations neuron_weight_space silu_escape misclassification rules \
 	lr_scale snn step sparsity cost transfer summary
 
