@@ -358,33 +358,10 @@ def shim_transformers_fx():
 
 
 def lfprop_step(model, device, lr, momentum, clip_norm, eps=1e-6):
-    """``benchmarks.peers.lfprop_step`` with lfprop's reward on ``device`` (peers.py builds it on
-    the CPU): lfprop 1.0.0's documented LFP step, ``LFPEpsilonComposite``, ``SoftmaxLossReward``,
-    ``torch.autograd.grad`` with the reward as grad_outputs, ``param.grad = -param.feedback``,
-    global-norm clipping and ``torch.optim.SGD``."""
-    import torch
-    from lfprop.propagation import propagator_lxt
-    from lfprop.rewards import reward_functions
+    """``benchmarks.peers.lfprop_step`` with lfprop's reward on ``device``."""
+    from benchmarks import peers
 
-    composite = propagator_lxt.LFPEpsilonComposite(epsilon=eps)
-    reward_fn = reward_functions.SoftmaxLossReward(device=device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-
-    def step(x, y):
-        optimizer.zero_grad()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # lxt's Composite.remove() warns on every exit
-            with composite.context(model) as modified:
-                inputs = x.detach().requires_grad_(True)
-                outputs = modified(inputs)
-                reward = reward_fn(outputs.detach(), y)
-                torch.autograd.grad((outputs,), (inputs,), grad_outputs=(reward,))
-        for param in model.parameters():
-            param.grad = -param.feedback
-        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-        optimizer.step()
-
-    return step
+    return peers.lfprop_step(model, lr, momentum, clip_norm, eps, device=device)
 
 
 @dataclass

@@ -53,14 +53,15 @@ def as_tensors(x, y):
     return torch.from_numpy(x.copy()), torch.from_numpy(y.astype("int64"))
 
 
-def lfprop_step(model, lr, momentum, clip_norm, eps=1e-6):
-    """A function ``step(x, y)`` doing one lfprop LFP training step on ``model`` (in place)."""
+def lfprop_step(model, lr, momentum, clip_norm, eps=1e-6, device="cpu"):
+    """A function ``step(x, y)`` doing one lfprop LFP training step on ``model`` (in place);
+    ``device``: where lfprop's reward is built (the model's and the batch's device)."""
     import torch
     from lfprop.propagation import propagator_lxt
     from lfprop.rewards import reward_functions
 
     composite = propagator_lxt.LFPEpsilonComposite(epsilon=eps)
-    reward_fn = reward_functions.SoftmaxLossReward(device="cpu")
+    reward_fn = reward_functions.SoftmaxLossReward(device=device)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
 
     def step(x, y):
