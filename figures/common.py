@@ -41,6 +41,18 @@ DPI = 100
 #: the toy data sets: classes and epochs (the paper: 10 epochs, 15 for swirls)
 TOY_SETS = {"blobs": (2, 10), "circles": (2, 10), "swirls": (3, 15)}
 
+#: the paper's MNIST training settings (its LeNet and MLP runs), shared by the part-2 scripts
+PAPER_MNIST = dict(
+    batch_size=128,
+    optimizer="sgd",
+    lr=0.1,
+    momentum=0.9,
+    clip=3.0,
+    eps=1e-6,
+    seed=0,
+    dtype="float32",
+)
+
 #: this module as a TrainConfig model factory
 TOY_NET = "figures.common:toy_net"
 

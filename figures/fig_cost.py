@@ -107,14 +107,7 @@ BASE = dict(
     model="mlp",
     widths=MLP_WIDTHS,
     data="mnist",
-    batch_size=128,
-    optimizer="sgd",
-    lr=0.1,
-    momentum=0.9,
-    clip=3.0,
-    eps=1e-6,
-    seed=0,
-    dtype="float32",
+    **common.PAPER_MNIST,
 )
 
 #: per mode: the data and epochs, and the timing loop (counted seconds and calls per contender

@@ -77,14 +77,7 @@ BASE = TrainConfig(
     model="mlp",
     data="mnist",
     method="lfp",
-    batch_size=128,
-    optimizer="sgd",
-    lr=0.1,
-    momentum=0.9,
-    clip=3.0,
-    eps=1e-6,
-    seed=0,
-    dtype="float32",
+    **common.PAPER_MNIST,
 )
 
 #: the two networks: sweep overrides of each

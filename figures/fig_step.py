@@ -104,14 +104,7 @@ PROBE_SIZE = 512
 BASE = dict(
     data="figures.fig_step:images_pm1",
     model="figures.fig_step:step_net",
-    batch_size=128,
-    optimizer="sgd",
-    lr=0.1,
-    momentum=0.9,
-    clip=3.0,
-    eps=1e-6,
-    seed=0,
-    dtype="float32",
+    **common.PAPER_MNIST,
     keep_checkpoints=True,
 )
 
