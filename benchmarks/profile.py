@@ -47,8 +47,10 @@ def layer_table(model, x, y, repeats):
     rows = []
     for index, layer in enumerate(model.layers):
         x_in, r_out = inputs[index], rewards_out[index]
-        forward = median_seconds(lambda layer=layer, x_in=x_in: layer.forward(x_in), repeats)
-        layer.forward(x_in)
+        # layer(x) starts a pass (drops the saved uses): repeated forward() calls would pile up
+        # one cache per call and time the allocator instead of the layer
+        forward = median_seconds(lambda layer=layer, x_in=x_in: layer(x_in), repeats)
+        layer(x_in)
         feedback = median_seconds(
             lambda layer=layer, r_out=r_out: layer.feedback(r_out, lambda _: rule), repeats
         )
@@ -57,8 +59,9 @@ def layer_table(model, x, y, repeats):
     return rows
 
 
-def phase_table(model, x, y, repeats, clip_norm=3.0):
-    """Median seconds of each phase of ``lfp_ref.lfp_step`` (SGD with momentum, clipping)."""
+def step_phases(model, x, y, clip_norm=3.0):
+    """The phases of ``lfp_ref.lfp_step`` (SGD with momentum, clipping) as functions that, called
+    in order, make one step."""
     opt = optim.SGD(model, lr=1e-3, momentum=0.9)
     rule_for = engine.rule_resolver()
     state = {}
@@ -74,7 +77,7 @@ def phase_table(model, x, y, repeats, clip_norm=3.0):
 
     def norms():
         # the finiteness check and the squared norms: one pass over the feedback
-        state["params"], state["squared"] = engine._ordered(model, state["params"])
+        state["params"], state["squared"] = engine.collect(model, state["params"])
 
     def clip():
         state["scale"] = -optim.clip_coefficient(state["squared"], clip_norm)[0]
@@ -82,7 +85,7 @@ def phase_table(model, x, y, repeats, clip_norm=3.0):
     def step():
         opt.step(state["params"], scale=state["scale"])
 
-    phases = {
+    return {
         "forward": forward,
         "reward": reward,
         "feedback walk": walk,
@@ -90,6 +93,11 @@ def phase_table(model, x, y, repeats, clip_norm=3.0):
         "clip coefficient": clip,
         "optimizer (g = -F * clip folded in)": step,
     }
+
+
+def phase_table(model, x, y, repeats, clip_norm=3.0):
+    """Median seconds of each phase of ``lfp_ref.lfp_step`` (:func:`step_phases`)."""
+    phases = step_phases(model, x, y, clip_norm)
     times = {name: [] for name in phases}
     for i in range(repeats + 3):
         for name, fn in phases.items():
@@ -150,6 +158,9 @@ def main(argv=None):
     parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args(argv)
+    from lfp_ref.runtime import tune_allocator
+
+    tune_allocator()  # as in training and in benchmarks.run's workers (lfp_ref.runtime)
     print("\n".join(markdown(args.model, np.dtype(args.dtype), args.repeats)))
 
 

@@ -228,7 +228,8 @@ def true_parallel_builds():
     # fresh, uncached parallel builds: the test then cannot pass on a stale cache entry, and
     # runs the threaded code even where the sizes are below _jit's parallel threshold
     names = ("_im2col", "_nchw_to_rows", "_col2im")
-    names += ("_im2col_samples", "_col2im_samples")
+    names += ("_im2col_samples", "_col2im_samples", "_im2col_folded", "_col2im_folded")
+    names += ("_swap_leading",)
     return {name: numba.njit(parallel=True)(getattr(K, name).py_func) for name in names}
 
 
@@ -246,18 +247,29 @@ def test_true_parallel_kernels_match_serial(rng, dtype, true_parallel_builds):
     n_rows = x.shape[0] * z.shape[2] * z.shape[3]
     rows = rng.standard_normal((n_rows, layer.out_channels)).astype(dtype)
     dcols = rng.standard_normal((n_rows, layer.fan_in)).astype(dtype)
+    n_pos = z.shape[2] * z.shape[3]
+    swapped = (layer.out_channels, x.shape[0], n_pos)
+
+    def nans(shape):
+        return np.full(shape, np.nan, dtype)
+
     calls = {
         "_im2col": lambda f: _run(f, x, *geo, out=np.full_like(dcols, np.nan)),
         "_nchw_to_rows": lambda f: _run(f, z, out=np.full_like(rows, np.nan)),
         "_col2im": lambda f: _run(f, dcols, *geo, out=np.full_like(x, np.nan)),
-        "_im2col_samples": lambda f: _run(
-            f, x, *geo, out=np.full((x.shape[0], layer.fan_in, z.shape[2] * z.shape[3]), np.nan)
-        ),
+        "_im2col_samples": lambda f: _run(f, x, *geo, out=nans((x.shape[0], layer.fan_in, n_pos))),
         "_col2im_samples": lambda f: _run(
-            f,
-            dcols.reshape(x.shape[0], layer.fan_in, -1),
-            *geo,
-            out=np.full_like(x, np.nan),
+            f, dcols.reshape(x.shape[0], layer.fan_in, -1), *geo, out=np.full_like(x, np.nan)
+        ),
+        "_im2col_folded": lambda f: _run(f, x, *geo, out=nans((layer.fan_in, x.shape[0], n_pos))),
+        "_col2im_folded": lambda f: _run(
+            f, dcols.reshape(layer.fan_in, x.shape[0], -1), *geo, out=np.full_like(x, np.nan)
+        ),
+        "_swap_leading": lambda f: np.concatenate(
+            [
+                _run(f, z.reshape(7, layer.out_channels, -1), bias, out=nans(swapped))
+                for bias in (np.empty(0, dtype), layer.bias)
+            ]
         ),
     }
     for name, call in calls.items():
@@ -295,16 +307,44 @@ def test_sample_major_im2col_and_its_adjoint(rng, cfg, dtype):
     assert_close(np.vdot(back, x), np.vdot(d, cols), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_folded_im2col_and_its_adjoint(rng, cfg, dtype):
+    # the same entries as the sample-major matrices, with the two leading axes swapped
+    layer, x = make_case(rng, cfg, dtype=dtype, batch=3)
+    ho, wo = layer.output_size(*x.shape[2:])
+    geo = (layer.kernel_size, layer.stride, layer.padding, layer.dilation)
+    out = np.full((layer.fan_in, 3, ho * wo), np.nan, dtype)
+    cols = K.im2col_samples(x, *geo, out, folded=True)
+    expected = im2col_samples_oracle(x, *geo, ho, wo).transpose(1, 0, 2)
+    np.testing.assert_array_equal(cols, expected)  # a copy: exact
+    d = rng.standard_normal(cols.shape).astype(dtype)
+    back = K.col2im_samples(d, *geo, np.full_like(x, np.nan), folded=True)
+    assert_close(np.vdot(back, x), np.vdot(d, cols), dtype)
+    with pytest.raises(ValueError, match=r"\(C\*kh\*kw, S, Ho\*Wo\)"):
+        K.im2col_samples(x, *geo, np.empty((3, layer.fan_in, ho * wo), dtype), folded=True)
+
+
+def test_batch_folded_only_for_chunked_batches_of_small_products(monkeypatch):
+    monkeypatch.setattr(K, "FOLD_MAX_MACS", 1000)
+    assert K.batch_folded(10, 5, n_out=4, fan_in=10, n_positions=20)  # 800 a sample, 2 chunks
+    assert not K.batch_folded(10, 10, n_out=4, fan_in=10, n_positions=20)  # one chunk
+    assert not K.batch_folded(10, 5, n_out=5, fan_in=10, n_positions=20)  # 1000 a sample
+
+
+@pytest.mark.parametrize("folded", [False, True], ids=["sample-major", "batch-folded"])
 @pytest.mark.parametrize("per_chunk", [1, 2], ids=lambda n: f"{n}-sample-chunks")
 @pytest.mark.parametrize("cfg", [CONFIGS[2], CONFIGS[5], CONFIGS[9]], ids=config_id)
-def test_chunked_passes_match_the_oracle(rng, cfg, per_chunk, monkeypatch):
+def test_chunked_passes_match_the_oracle(rng, cfg, per_chunk, folded, monkeypatch):
     # a batch of 5 in chunks of 1 or 2 samples (2, 2, 1): the weight VJP recomputes the columns
-    # chunk by chunk
+    # chunk by chunk; one GEMM per sample, or one per chunk on the batch-folded path
     layer, x = make_case(rng, cfg, batch=5)
     ho, wo = layer.output_size(*x.shape[2:])
     monkeypatch.setattr(K, "WHOLE_BATCH_BYTES", 0)
     monkeypatch.setattr(K, "CHUNK_BYTES", per_chunk * layer.fan_in * ho * wo * x.itemsize)
+    monkeypatch.setattr(K, "FOLD_MAX_MACS", np.inf if folded else 0)
     assert K.samples_per_chunk(5, layer.fan_in, ho * wo, x.itemsize) == per_chunk
+    n_macs = (layer.out_channels, layer.fan_in, ho * wo)
+    assert K.batch_folded(5, per_chunk, *n_macs) == folded
     z = layer.forward(x)
     assert layer._cols_owner is None  # more than one chunk: no use owns the scratch columns
     v = rng.standard_normal(z.shape)

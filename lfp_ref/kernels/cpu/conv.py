@@ -39,6 +39,12 @@ stay in cache between the im2col and the GEMM that reads them). The copy kernels
 (sample, channel, tap, output row) as one contiguous run of output columns and index through flat
 arrays with unsigned offsets: with signed offsets numba checks for negative indices and LLVM
 does not vectorise the run (measured: 5x slower).
+
+The batch-folded path. When the batch takes several chunks and one sample's GEMMs are small
+(:func:`batch_folded`), a chunk's column matrices are laid side by side instead,
+``cols[(c*kh + i)*kw + j, s, oh*Wo + ow]`` (C*kh*kw, S, Ho*Wo), so that each contraction is one
+GEMM over the chunk, ``z_rows = W2 @ cols`` (O, S*Ho*Wo), and z and v are swapped between
+(S, O, Ho*Wo) and (O, S, Ho*Wo) by a copy of contiguous runs.
 """
 
 import numpy as np
@@ -130,22 +136,23 @@ def _output_size(caller, image_shape, geometry):
     return ho, wo
 
 
-def _check_columns(caller, image_name, image, cols_name, cols, geometry, samples=False):
+def _check_columns(caller, image_name, image, cols_name, cols, geometry, layout="rows"):
     """The geometry, a 4-D float image and a column matrix of its dtype and of the shape the
-    geometry gives: (B*Ho*Wo, C*kh*kw), or (B, C*kh*kw, Ho*Wo) with ``samples``. Returns the
-    checked geometry and (Ho, Wo)."""
+    geometry gives in ``layout``: "rows" (B*Ho*Wo, C*kh*kw), "samples" (B, C*kh*kw, Ho*Wo) or
+    "folded" (C*kh*kw, B, Ho*Wo). Returns the checked geometry and (Ho, Wo)."""
     geometry = checks.geometry(caller, *geometry)
     checks.ndim(caller, image_name, image, 4, "(B, C, H, W)")
     checks.float_array(caller, image_name, image)
     checks.same_dtype(caller, cols_name, cols, image_name, image)
     ho, wo = _output_size(caller, image.shape, geometry)
     (kh, kw) = geometry[0]
-    batch, channels = image.shape[:2]
-    if samples:
-        expected, layout = (batch, channels * kh * kw, ho * wo), " (S, C*kh*kw, Ho*Wo)"
-    else:
-        expected, layout = (batch * ho * wo, channels * kh * kw), " (B*Ho*Wo, C*kh*kw)"
-    checks.shape(caller, cols_name, cols, expected, layout)
+    batch, fan_in = image.shape[0], image.shape[1] * kh * kw
+    expected, names = {
+        "rows": ((batch * ho * wo, fan_in), " (B*Ho*Wo, C*kh*kw)"),
+        "samples": ((batch, fan_in, ho * wo), " (S, C*kh*kw, Ho*Wo)"),
+        "folded": ((fan_in, batch, ho * wo), " (C*kh*kw, S, Ho*Wo)"),
+    }[layout]
+    checks.shape(caller, cols_name, cols, expected, names)
     return geometry, (ho, wo)
 
 
@@ -288,30 +295,149 @@ def _col2im_samples(dcols, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out):
                                 out_flat[dst + t * step] += dcols_flat[src + t]
 
 
-def im2col_samples(x, kernel_size, stride, padding, dilation, out):
+@kernel
+def _im2col_folded(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, cols):
+    # cols[(c*kh + i)*kw + j, s, oh*wo + ow] = x[s, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw]:
+    # one iteration per channel writes its taps' rows front to back (a loop over samples
+    # outside, as in _im2col_samples, would write 300 rows far apart at once: measured slower)
+    n_samples, n_chan, height, width = x.shape
+    x_flat = x.reshape(-1)
+    cols_flat = cols.reshape(-1)
+    n_pos = ho * wo
+    for c in prange(n_chan):
+        for i in range(kh):
+            for j in range(kw):
+                shift = j * dw - pw
+                lo = 0 if shift >= 0 else min((sw - 1 - shift) // sw, wo)
+                hi = max(min((width - shift + sw - 1) // sw, wo), lo)
+                row = ((c * kh + i) * kw + j) * n_samples * n_pos
+                for s in range(n_samples):
+                    plane = (s * n_chan + c) * height * width
+                    for oh in range(ho):
+                        ih = oh * sh - ph + i * dh
+                        dst = np.uint64(row + s * n_pos + oh * wo)
+                        if ih < 0 or ih >= height:
+                            for t in range(np.uint64(wo)):
+                                cols_flat[dst + t] = 0
+                            continue
+                        for t in range(np.uint64(lo)):
+                            cols_flat[dst + t] = 0
+                        src = np.uint64(plane + ih * width + shift)
+                        if sw == 1:
+                            for t in range(np.uint64(lo), np.uint64(hi)):
+                                cols_flat[dst + t] = x_flat[src + t]
+                        else:
+                            step = np.uint64(sw)
+                            for t in range(np.uint64(lo), np.uint64(hi)):
+                                cols_flat[dst + t] = x_flat[src + t * step]
+                        for t in range(np.uint64(hi), np.uint64(wo)):
+                            cols_flat[dst + t] = 0
+
+
+@kernel
+def _col2im_folded(dcols, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out):
+    # the adjoint of _im2col_folded; one iteration per channel, which alone writes out[:, c]
+    n_samples, n_chan, height, width = out.shape
+    out_flat = out.reshape(-1)
+    dcols_flat = dcols.reshape(-1)
+    n_pos = ho * wo
+    for c in prange(n_chan):
+        for s in range(n_samples):
+            plane = (s * n_chan + c) * height * width
+            for t in range(np.uint64(height * width)):
+                out_flat[np.uint64(plane) + t] = 0
+        for i in range(kh):
+            for j in range(kw):
+                shift = j * dw - pw
+                lo = 0 if shift >= 0 else min((sw - 1 - shift) // sw, wo)
+                hi = max(min((width - shift + sw - 1) // sw, wo), lo)
+                row = ((c * kh + i) * kw + j) * n_samples * n_pos
+                for s in range(n_samples):
+                    plane = (s * n_chan + c) * height * width
+                    for oh in range(ho):
+                        ih = oh * sh - ph + i * dh
+                        if ih < 0 or ih >= height:
+                            continue
+                        src = np.uint64(row + s * n_pos + oh * wo)
+                        dst = np.uint64(plane + ih * width + shift)
+                        if sw == 1:
+                            for t in range(np.uint64(lo), np.uint64(hi)):
+                                out_flat[dst + t] += dcols_flat[src + t]
+                        else:
+                            step = np.uint64(sw)
+                            for t in range(np.uint64(lo), np.uint64(hi)):
+                                out_flat[dst + t * step] += dcols_flat[src + t]
+
+
+@kernel
+def _swap_leading(src, bias, out):
+    # out[j, i, :] = src[i, j, :] (+ bias[i] when bias has entries); one iteration per out[j]
+    n_i, n_j, n_pos = src.shape
+    for j in prange(n_j):
+        for i in range(n_i):
+            if bias.size:
+                b = bias[i]
+                for t in range(n_pos):
+                    out[j, i, t] = src[i, j, t] + b
+            else:
+                for t in range(n_pos):
+                    out[j, i, t] = src[i, j, t]
+
+
+def im2col_samples(x, kernel_size, stride, padding, dilation, out, folded=False):
     """Fill the sample-major column matrices ``out`` (S, C*kh*kw, Ho*Wo) from x (S, C, H, W),
-    laid out as in the module docstring."""
+    laid out as in the module docstring; with ``folded``, the batch-folded matrix ``out``
+    (C*kh*kw, S, Ho*Wo), ``out[tap, s, p] = cols[s, tap, p]``."""
     caller = "im2col_samples"
     geometry = (kernel_size, stride, padding, dilation)
-    geometry, (ho, wo) = _check_columns(caller, "x", x, "out", out, geometry, samples=True)
+    layout = "folded" if folded else "samples"
+    geometry, (ho, wo) = _check_columns(caller, "x", x, "out", out, geometry, layout)
     checks.contiguous(caller, "x", x)
     checks.output(caller, "out", out, out.shape)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
-    _im2col_samples.pick(out.size)(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out)
+    copy = _im2col_folded if folded else _im2col_samples
+    copy.pick(out.size)(x, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out)
     return out
 
 
-def col2im_samples(dcols, kernel_size, stride, padding, dilation, out):
-    """The adjoint of :func:`im2col_samples`: scatter-add dcols (S, C*kh*kw, Ho*Wo) into out
-    (S, C, H, W), which is overwritten."""
+def col2im_samples(dcols, kernel_size, stride, padding, dilation, out, folded=False):
+    """The adjoint of :func:`im2col_samples`: scatter-add dcols (S, C*kh*kw, Ho*Wo), or with
+    ``folded`` (C*kh*kw, S, Ho*Wo), into out (S, C, H, W), which is overwritten."""
     caller = "col2im_samples"
     geometry = (kernel_size, stride, padding, dilation)
-    geometry, (ho, wo) = _check_columns(caller, "out", out, "dcols", dcols, geometry, samples=True)
+    layout = "folded" if folded else "samples"
+    geometry, (ho, wo) = _check_columns(caller, "out", out, "dcols", dcols, geometry, layout)
     checks.contiguous(caller, "dcols", dcols)
     checks.output(caller, "out", out, out.shape)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
-    _col2im_samples.pick(dcols.size)(dcols, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out)
+    scatter = _col2im_folded if folded else _col2im_samples
+    scatter.pick(dcols.size)(dcols, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, out)
     return out
+
+
+# Batch-folded GEMMs. When the batch is cut into chunks and one sample's product is small, the
+# chunk's column matrices are laid side by side, (C*kh*kw, S*Ho*Wo), and each pass is ONE GEMM
+# per chunk instead of one per sample, at the price of swapping the two leading axes of z and v
+# ((S, O, P) <-> (O, S, P), a copy of contiguous runs of P). Measured with 2 threads, float32:
+# the spiking CNN's second convolution (12 -> 64 channels, 5x5, 8x8 outputs, 960 samples of
+# T x B; 1.2M multiply-adds a sample) forward 37-44 -> 27-28 ms, both VJPs 56-89 -> 47-54 ms;
+# the small VGG's (9.4M a sample) gained nothing or lost (up to 1.3x on the VJPs), and without
+# chunks the sample-major path reuses the forward's columns, which the folded one cannot.
+FOLD_MAX_MACS = 4 << 20
+
+
+def batch_folded(batch, chunk, n_out, fan_in, n_positions):
+    """Whether the chunked passes take the batch-folded GEMMs: the batch takes more than one
+    chunk and ``O * C*kh*kw * Ho*Wo`` (one sample's multiply-adds) is below FOLD_MAX_MACS."""
+    return chunk < batch and n_out * fan_in * n_positions < FOLD_MAX_MACS
+
+
+def _folded_view(scratch, fan_in, n_samples, n_positions):
+    """The first ``fan_in * n_samples * n_positions`` entries of a C-contiguous scratch array as
+    a (fan_in, n_samples, n_positions) batch-folded matrix."""
+    return scratch.reshape(-1)[: fan_in * n_samples * n_positions].reshape(
+        fan_in, n_samples, n_positions
+    )
 
 
 def _check_conv(caller, x, weight, bias, stride, padding, dilation):
@@ -345,23 +471,45 @@ def _check_scratch(caller, name, scratch, x, per_sample, samples=None):
     checks.output(caller, name, scratch, (chunk, *per_sample), "x", x)
 
 
+def _chunks(batch, chunk):
+    """``(start, stop)`` of each chunk of the batch."""
+    return [(start, min(batch, start + chunk)) for start in range(0, batch, chunk)]
+
+
 def conv2d_forward_samples(x, weight, bias, stride, padding, dilation, cols, out):
     """``z = conv2d(x, W) + b`` chunk by chunk: per chunk of samples, im2col into ``cols``
     (S, C*kh*kw, Ho*Wo), S from :func:`samples_per_chunk`, and one GEMM per sample
-    ``z[s] = W2 @ cols[s]``. out (B, O, Ho, Wo). When S covers the batch, ``cols`` holds the
-    whole batch's column matrices afterwards (:func:`conv2d_vjp_samples` can reuse them)."""
+    ``z[s] = W2 @ cols[s]``, or one per chunk on the batch-folded path (:func:`batch_folded`;
+    ``cols`` is then scratch of the same size). out (B, O, Ho, Wo). When S covers the batch,
+    ``cols`` holds the whole batch's sample-major column matrices afterwards
+    (:func:`conv2d_vjp_samples` can reuse them)."""
     caller = "conv2d_forward_samples"
     n_out, fan_in, (ho, wo) = _check_conv(caller, x, weight, bias, stride, padding, dilation)
     _check_scratch(caller, "cols", cols, x, (fan_in, ho * wo))
     checks.output(caller, "out", out, (x.shape[0], n_out, ho, wo), "x", x)
-    n_batch, n_out = x.shape[0], weight.shape[0]
-    chunk = cols.shape[0]
+    n_batch, n_pos, chunk = x.shape[0], ho * wo, cols.shape[0]
+    folded = batch_folded(n_batch, chunk, n_out, fan_in, n_pos)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = weight.shape[2:], stride, padding, dilation
+    geometry = (kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+    # the build: the sample-major copy by the chunk's size, the batch-folded one by the whole
+    # batch's (its chunks are cut to cache size, just below the threshold; measured: threads
+    # helped the folded copy of the spiking CNN and slowed the small VGG's sample-major one)
+    whole = n_batch * fan_in * n_pos
+    im2col = _im2col_folded.pick(whole) if folded else _im2col_samples.pick(chunk * fan_in * n_pos)
     w2 = weight.reshape(n_out, -1)  # (O, C*kh*kw)
     z3 = out.reshape(n_batch, n_out, -1)  # (B, O, Ho*Wo)
-    for start in range(0, n_batch, chunk):
-        stop = min(n_batch, start + chunk)
-        block = cols[: stop - start]
-        im2col_samples(x[start:stop], weight.shape[2:], stride, padding, dilation, block)
+    swap = _swap_leading.pick(out.size)
+    bias_entries = np.empty(0, x.dtype) if bias is None else bias  # the swap adds them
+    for start, stop in _chunks(n_batch, chunk):
+        size = stop - start
+        if folded:
+            block = _folded_view(cols, fan_in, size, n_pos)
+            im2col(x[start:stop], *geometry, block)
+            z_rows = np.matmul(w2, block.reshape(fan_in, -1))  # (O, S*Ho*Wo)
+            swap(z_rows.reshape(n_out, size, n_pos), bias_entries, z3[start:stop])
+            continue
+        block = cols[:size]
+        im2col(x[start:stop], *geometry, block)
         np.matmul(w2, block, out=z3[start:stop])  # (S, O, Ho*Wo)
         if bias is not None:  # while the chunk's outputs are in cache
             z3[start:stop] += bias[:, None]
@@ -387,8 +535,10 @@ def conv2d_vjp_samples(
         weight_out = sum_s (cols[s] @ v[s]^T)^T          (O, C, kh, kw)
         input_out  = col2im(W2^T @ v[s])                 (B, C, H, W); None skips it
 
-    Scratch: cols and dcols (S, C*kh*kw, Ho*Wo), partial (S, C*kh*kw, O). ``cols_ready``: cols
-    already holds the whole batch's column matrices (the forward pass left them there).
+    Scratch: cols and dcols (S, C*kh*kw, Ho*Wo), partial (S, C*kh*kw, O); on the batch-folded
+    path (:func:`batch_folded`) cols and dcols hold (C*kh*kw, S, Ho*Wo) matrices and partial is
+    not used. ``cols_ready``: cols already holds the whole batch's sample-major column matrices
+    (the forward pass left them there).
     """
     caller = "conv2d_vjp_samples"
     n_out, fan_in, (ho, wo) = _check_conv(caller, x, weight, None, stride, padding, dilation)
@@ -405,24 +555,53 @@ def conv2d_vjp_samples(
             f"{caller}: cols_ready=True says cols holds the whole batch's columns, but cols "
             f"{tuple(cols.shape)} has room for {cols.shape[0]} of the {x.shape[0]} samples"
         )
-    n_batch, n_out = x.shape[0], weight.shape[0]
-    chunk = cols.shape[0]
-    geometry = (weight.shape[2:], stride, padding, dilation)
+    n_batch, n_pos, chunk = x.shape[0], ho * wo, cols.shape[0]
+    folded = batch_folded(n_batch, chunk, n_out, fan_in, n_pos)
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = weight.shape[2:], stride, padding, dilation
+    geometry = (kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
+    im2col = _im2col_samples.pick(chunk * fan_in * n_pos)  # as in the forward pass
+    col2im = _col2im_samples.pick(chunk * fan_in * n_pos)
     w2 = weight.reshape(n_out, -1)  # (O, C*kh*kw)
     v3 = v.reshape(n_batch, n_out, -1)  # (B, O, Ho*Wo)
+    if folded:
+        return _vjp_folded(x, v3, w2, geometry, cols, dcols, weight_out, input_out, chunk)
     weight_t = np.zeros((w2.shape[1], n_out), weight.dtype)  # (C*kh*kw, O)
-    for start in range(0, n_batch, chunk):
-        stop = min(n_batch, start + chunk)
+    for start, stop in _chunks(n_batch, chunk):
         size = stop - start
         block = cols[:size]
         if not cols_ready:
-            im2col_samples(x[start:stop], *geometry, block)
+            im2col(x[start:stop], *geometry, block)
         # sample by sample (C*kh*kw, Ho*Wo) @ (Ho*Wo, O): measured faster than one GEMM over the
         # concatenated samples, which needs a transposed copy of the columns
         np.matmul(block, v3[start:stop].transpose(0, 2, 1), out=partial[:size])
         weight_t += partial[:size].sum(axis=0)
         if input_out is not None:
             np.matmul(w2.T, v3[start:stop], out=dcols[:size])  # (S, C*kh*kw, Ho*Wo)
-            col2im_samples(dcols[:size], *geometry, input_out[start:stop])
+            col2im(dcols[:size], *geometry, input_out[start:stop])
     weight_out.reshape(n_out, -1)[...] = weight_t.T
+    return weight_out, input_out
+
+
+def _vjp_folded(x, v3, w2, geometry, cols, dcols, weight_out, input_out, chunk):
+    """:func:`conv2d_vjp_samples` on the batch-folded path (arguments checked there)."""
+    n_batch, n_out, n_pos = v3.shape
+    fan_in = w2.shape[1]
+    im2col = _im2col_folded.pick(n_batch * fan_in * n_pos)
+    col2im = _col2im_folded.pick(n_batch * fan_in * n_pos)
+    swap = _swap_leading.pick(v3.size)
+    no_bias = np.empty(0, x.dtype)
+    weight_rows = np.zeros((n_out, fan_in), x.dtype)  # (O, C*kh*kw)
+    for start, stop in _chunks(n_batch, chunk):
+        size = stop - start
+        block = _folded_view(cols, fan_in, size, n_pos)
+        im2col(x[start:stop], *geometry, block)
+        v_rows = np.empty((n_out, size, n_pos), x.dtype)
+        swap(v3[start:stop], no_bias, v_rows)
+        v_rows = v_rows.reshape(n_out, -1)  # (O, S*Ho*Wo)
+        weight_rows += v_rows @ block.reshape(fan_in, -1).T
+        if input_out is not None:
+            dblock = _folded_view(dcols, fan_in, size, n_pos)
+            np.matmul(w2.T, v_rows, out=dblock.reshape(fan_in, -1))  # (C*kh*kw, S*Ho*Wo)
+            col2im(dblock, *geometry, input_out[start:stop])
+    weight_out.reshape(n_out, -1)[...] = weight_rows
     return weight_out, input_out
