@@ -60,6 +60,13 @@ SNN_BPTT_TARGET = 1.2
 #: it imports torch itself (lfp_ref.verify.interop.import_torch). The suite also runs one process
 #: per float32 model with OpenMP's default, to show what the setting changes for each contender.
 OMP_WAIT_POLICY = "PASSIVE"
+#: the spiking steps run once more per model with OpenBLAS's idle workers going to sleep at once
+#: (2**4 cycles instead of 2**28, ~0.1 s): a spiking step alternates GEMMs with Numba's parallel
+#: time loops, and a worker still spinning after a GEMM takes a core from Numba's threads
+#: (measured, snn-cnn LFP step: 146 -> 116 ms, and processes stuck at 210-230 ms no longer
+#: occur; the dense and convolutional steps pay 3-9 % for the wake-ups, so it is no default).
+#: The variable must be set before NumPy loads; every contender runs in the same environment.
+SNN_ENVIRONMENTS = {"": {}, "OPENBLAS_THREAD_TIMEOUT=4": {"OPENBLAS_THREAD_TIMEOUT": "4"}}
 SWEEP_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 SWEEP_WIDTHS = (64, 128, 256, 512, 1000, 2000)
 
@@ -524,11 +531,12 @@ def thread_env(threads, omp_wait_policy=OMP_WAIT_POLICY):
     }
 
 
-def run_worker(kind, config, threads, timeout, omp_wait_policy=OMP_WAIT_POLICY):
-    """Run one configuration in a fresh process and return its JSON result."""
+def run_worker(kind, config, threads, timeout, omp_wait_policy=OMP_WAIT_POLICY, extra_env=None):
+    """Run one configuration in a fresh process (its environment: :func:`thread_env` and
+    ``extra_env``) and return its JSON result."""
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--worker", json.dumps({**config, "kind": kind})],
-        env=thread_env(threads, omp_wait_policy),
+        env={**thread_env(threads, omp_wait_policy), **(extra_env or {})},
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -539,12 +547,15 @@ def run_worker(kind, config, threads, timeout, omp_wait_policy=OMP_WAIT_POLICY):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_snn_steps(name, repeats, peers, threads, processes):
+def run_snn_steps(name, repeats, peers, threads, processes, environment=""):
     """The SNN steps of configuration ``name`` in ``processes`` fresh processes (see
-    :func:`run_steps`)."""
+    :func:`run_steps`), with the variables of ``SNN_ENVIRONMENTS[environment]``."""
     config = {"model": name, "repeats": repeats, "peers": peers, "threads": threads}
-    runs = [run_worker("snn_steps", config, threads, 3600) for _ in range(processes)]
-    result = dict(runs[0])
+    extra = SNN_ENVIRONMENTS[environment]
+    runs = [
+        run_worker("snn_steps", config, threads, 3600, extra_env=extra) for _ in range(processes)
+    ]
+    result = dict(runs[0], environment=environment)
     result["times"] = {
         contender: {
             "median": float(np.median([run["times"][contender]["median"] for run in runs])),
@@ -555,31 +566,38 @@ def run_snn_steps(name, repeats, peers, threads, processes):
     return result
 
 
+def snn_key(name, environment):
+    """The key of a spiking configuration's result: the model, and the environment when set."""
+    return f"{name}, {environment}" if environment else name
+
+
 def snn_rows(snn):
-    """Per spiking configuration: medians, ratios and the two targets."""
+    """Per spiking configuration (model and environment): medians, ratios and the two targets."""
     rows = []
     for name in SNN_MODELS:
-        res = snn.get(name)
-        if res is None:
-            continue
-        times = res["times"]
-        t = {k: v["median"] for k, v in times.items()}
-        rows.append(
-            {
-                "model": name,
-                "batch": res["batch"],
-                "timesteps": res["timesteps"],
-                "lfp": t["lfp_ref SNN LFP"],
-                "bptt": t["lfp_ref SNN BPTT"],
-                "lfprop": t.get("lfprop SNN LFP"),
-                "snntorch": t.get("snntorch BPTT"),
-                "lfp_lfprop": process_ratio(times, "lfp_ref SNN LFP", "lfprop SNN LFP"),
-                "lfp_bptt": process_ratio(times, "lfp_ref SNN LFP", "lfp_ref SNN BPTT"),
-                "bptt_snntorch": process_ratio(times, "lfp_ref SNN BPTT", "snntorch BPTT"),
-                "peer_error": res.get("peer_error", ""),
-            }
-        )
+        for environment in SNN_ENVIRONMENTS:
+            res = snn.get(snn_key(name, environment))
+            if res is not None:
+                rows.append(_snn_row(snn_key(name, environment), res))
     return rows
+
+
+def _snn_row(label, res):
+    times = res["times"]
+    t = {k: v["median"] for k, v in times.items()}
+    return {
+        "model": label,
+        "batch": res["batch"],
+        "timesteps": res["timesteps"],
+        "lfp": t["lfp_ref SNN LFP"],
+        "bptt": t["lfp_ref SNN BPTT"],
+        "lfprop": t.get("lfprop SNN LFP"),
+        "snntorch": t.get("snntorch BPTT"),
+        "lfp_lfprop": process_ratio(times, "lfp_ref SNN LFP", "lfprop SNN LFP"),
+        "lfp_bptt": process_ratio(times, "lfp_ref SNN LFP", "lfp_ref SNN BPTT"),
+        "bptt_snntorch": process_ratio(times, "lfp_ref SNN BPTT", "snntorch BPTT"),
+        "peer_error": res.get("peer_error", ""),
+    }
 
 
 def snn_markdown(snn, profiles=None):
@@ -590,7 +608,10 @@ def snn_markdown(snn, profiles=None):
         "lfp_ref's SNN LFP step (`lfp_step`, reward snn_rate_coded_mean) and surrogate BPTT "
         "step (`gd_step`, loss snn_ce_rate, atan surrogate) beside lfprop 1.0.0's SNN LFP step "
         "(`LFPSNNEpsilonComposite`, its minimal example's loop over T) and snntorch 0.9.4's BPTT "
-        "step (`ce_rate_loss`, `backward()`), on the same weights and batch (random images).",
+        "step (`ce_rate_loss`, `backward()`), on the same weights and batch (random images). "
+        "A model named with OPENBLAS_THREAD_TIMEOUT=4 ran with that variable set for every "
+        "contender (OpenBLAS's idle workers sleep at once instead of spinning ~0.1 s and "
+        "taking a core from Numba's threads; see SNN_ENVIRONMENTS in benchmarks/run.py).",
         "",
         "| model | batch | LFP ms | BPTT ms | LFP / BPTT | lfprop SNN LFP ms | snntorch BPTT ms | "
         "LFP / lfprop | BPTT / snntorch |",
@@ -1203,8 +1224,12 @@ def main(argv=None):
             )
     report["snn"] = {}
     for name in snn_models:
-        say(f"steps: {name} float32, T = {SNN_STEPS}{' with peers' if peers_wanted else ''} ...")
-        report["snn"][name] = run_snn_steps(name, repeats, peers_wanted, threads, processes)
+        for environment in SNN_ENVIRONMENTS:
+            say(f"steps: {snn_key(name, environment)} float32, T = {SNN_STEPS}"
+                f"{' with peers' if peers_wanted else ''} ...")  # fmt: skip
+            report["snn"][snn_key(name, environment)] = run_snn_steps(
+                name, repeats, peers_wanted, threads, processes, environment
+            )
     say("first-call compile time ...")
     report["compile"] = run_worker("compile", {}, threads, 1200)
     say("scaling sweep ...")
@@ -1252,8 +1277,11 @@ def snn_only(args, snn_models, repeats):
     snn, profiles = {}, {}
     load_before = load_average()
     for name in snn_models:
-        say(f"steps: {name} float32, T = {SNN_STEPS} ...")
-        snn[name] = run_snn_steps(name, repeats, not args.no_peers, args.threads, processes)
+        for environment in SNN_ENVIRONMENTS:
+            say(f"steps: {snn_key(name, environment)} float32, T = {SNN_STEPS} ...")
+            snn[snn_key(name, environment)] = run_snn_steps(
+                name, repeats, not args.no_peers, args.threads, processes, environment
+            )
         say(f"profile: {name} ...")
         profiles[name] = run_worker(
             "snn_profile", {"model": name, "repeats": max(3, repeats // 3)}, args.threads, 3600
