@@ -551,3 +551,19 @@ def test_forward_and_bptt_match_snntorch(rng, neuron, reset, dtype):
         np.testing.assert_array_equal(want_spikes, spikes.detach().numpy())
         grad = _backward(weights, membrane, beta, threshold, alpha, "atan", reset)
         assert_close(grad, leaf.grad.numpy(), rtol=_rtol(dtype))
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_step_current_is_used_at_every_step(rng, reset, dtype):
+    # a (1, N) current (a LIF on the static input) gives bit for bit what its T copies give
+    steps, shape = 7, (5, 3, 4)
+    current = (rng.standard_normal((1, *shape)) * 1.5).astype(dtype)
+    copies = np.ascontiguousarray(np.broadcast_to(current, (steps, *shape)))
+    expected = K.lif_forward(copies, 0.8, 1.0, reset, *(np.empty_like(copies) for _ in range(2)))
+    got = K.lif_forward(current, 0.8, 1.0, reset, *(np.empty_like(copies) for _ in range(2)))
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert 0.1 < expected[1].mean() < 0.9  # some units spike, some do not
+    with pytest.raises(ValueError, match=r"one-step current"):  # 2 steps of 7 are not one
+        K.lif_forward(copies[:2], 0.8, 1.0, reset, np.empty_like(copies), np.empty_like(copies))

@@ -231,15 +231,12 @@ class LIF(Layer):
         bk = backend_of(current)
         current = bk.contiguous(current)
         shape = (x.shape[0], *current.shape[1:])  # (T*B, ...)
-        if repeated:  # the same current at every step
-            folded = bk.empty(shape, current.dtype)
-            folded.reshape(steps, *current.shape)[...] = current
-            current = folded
         membrane = bk.empty(shape, current.dtype)
         spikes = bk.empty(shape, current.dtype)
         rows = (steps, -1)  # (T, B*N) views
         bk.lif.lif_forward(
-            current.reshape(rows),
+            # repeated: one step's current (1, B*N), which the kernel uses at every step
+            current.reshape((1, -1) if repeated else rows),
             self.beta,
             self.threshold,
             self.reset,

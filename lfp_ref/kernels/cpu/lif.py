@@ -54,19 +54,22 @@ NEURON_BLOCK = 1024
 
 @kernel
 def _lif_forward(current, beta, threshold, reset, block, membrane, spikes):
-    n_steps, n_neurons = current.shape
+    # current (T, N), or (1, N): the same current at every step
+    n_steps, n_neurons = membrane.shape
+    static = current.shape[0] == 1
     zero = membrane.dtype.type(0)
     for b in prange((n_neurons + block - 1) // block):
         lo = b * block
         hi = min(lo + block, n_neurons)
         for t in range(n_steps):
+            tc = 0 if static else t
             for i in range(lo, hi):
                 u_prev = membrane[t - 1, i] if t > 0 else zero  # U_{-1} = 0
                 fired = u_prev - threshold > 0  # reset_t, from the previous membrane
                 if reset == 0:  # subtract, in snntorch's order: (beta U + I) - reset * threshold
-                    u = beta * u_prev + current[t, i] - fired * threshold
+                    u = beta * u_prev + current[tc, i] - fired * threshold
                 else:  # zero: the previous membrane is zeroed, then integrated
-                    u = beta * ((not fired) * u_prev) + current[t, i]
+                    u = beta * ((not fired) * u_prev) + current[tc, i]
                 membrane[t, i] = u
                 spikes[t, i] = u - threshold > 0
 
@@ -185,6 +188,22 @@ def _time_major(name, a, caller, like=None, like_name=None, output=False):
     return a.reshape(a.shape[0], math.prod(a.shape[1:]))  # (T, N), a view
 
 
+def _check_current(current, membrane, caller):
+    """The current has the membrane's shape and dtype, or one step of it: (1, ...), the same
+    current at every step (a LIF on the static input; no T copies to write and read)."""
+    if current.dtype != membrane.dtype:
+        raise TypeError(
+            f"{caller}: membrane has dtype {membrane.dtype} but current has dtype "
+            f"{current.dtype}; all arrays must share one dtype"
+        )
+    one_step = (1, *membrane.shape[1:])
+    if current.shape != membrane.shape and current.shape != one_step:
+        raise ValueError(
+            f"{caller}: membrane must have the shape of current, {current.shape}, got "
+            f"{membrane.shape} (or, for a one-step current (1, ...), T steps of it)"
+        )
+
+
 def _disjoint(outputs, inputs, caller):
     """Outputs must overlap neither each other nor an input: the kernels read the inputs and
     their own earlier outputs (U_{t-1}, rho_{t+1}, dL/dU_{t+1}) across time steps. For
@@ -216,7 +235,8 @@ def lif_forward(current, beta, threshold, reset, membrane, spikes):
     Parameters
     ----------
     current : ndarray, float32 or float64, shape (T, N) or (T, ...)
-        The input current ``I``, time first, C-contiguous.
+        The input current ``I``, time first, C-contiguous; or one step of it, (1, N) or
+        (1, ...), used at every one of the membrane's T steps.
     beta : float
         Membrane decay in [0, 1] (snntorch clamps beta to [0, 1]; here it is an error).
     threshold : float
@@ -242,8 +262,9 @@ def lif_forward(current, beta, threshold, reset, membrane, spikes):
     caller = "lif_forward"
     code = _choice("reset", reset, RESETS, caller)
     current2 = _time_major("current", current, caller)
-    membrane2 = _time_major("membrane", membrane, caller, current, "current", output=True)
-    spikes2 = _time_major("spikes", spikes, caller, current, "current", output=True)
+    membrane2 = _time_major("membrane", membrane, caller, output=True)
+    spikes2 = _time_major("spikes", spikes, caller, membrane, "membrane", output=True)
+    _check_current(current, membrane, caller)
     _disjoint([("membrane", membrane), ("spikes", spikes)], [("current", current)], caller)
     kind = current.dtype.type
     beta = kind(_scalar("beta", beta, caller, 0.0, 1.0))

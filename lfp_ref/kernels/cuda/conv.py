@@ -228,7 +228,7 @@ def im2col_samples(x, kernel_size, stride, padding, dilation, out):
     """Fill the sample-major column matrices ``out`` (S, C*kh*kw, Ho*Wo) from x (S, C, H, W)."""
     caller = "im2col_samples"
     geometry = (kernel_size, stride, padding, dilation)
-    geometry, (ho, wo) = _check_columns(caller, "x", x, "out", out, geometry, samples=True)
+    geometry, (ho, wo) = _check_columns(caller, "x", x, "out", out, geometry, "samples")
     checks.contiguous(caller, "x", x)
     checks.output(caller, "out", out, out.shape)
     pairs = (v for pair in geometry for v in pair)
@@ -241,7 +241,7 @@ def col2im_samples(dcols, kernel_size, stride, padding, dilation, out):
     (S, C, H, W), which is overwritten."""
     caller = "col2im_samples"
     geometry = (kernel_size, stride, padding, dilation)
-    geometry, (ho, wo) = _check_columns(caller, "out", out, "dcols", dcols, geometry, samples=True)
+    geometry, (ho, wo) = _check_columns(caller, "out", out, "dcols", dcols, geometry, "samples")
     checks.contiguous(caller, "dcols", dcols)
     checks.output(caller, "out", out, out.shape)
     zero = out.dtype.type(0)

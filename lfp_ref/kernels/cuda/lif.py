@@ -18,7 +18,7 @@ import math
 import numpy as np
 from numba import cuda
 
-from ..cpu.lif import NEURON_BLOCK, RESETS, SURROGATES, _choice, _scalar
+from ..cpu.lif import NEURON_BLOCK, RESETS, SURROGATES, _check_current, _choice, _scalar
 from . import SimulatedDeviceArray
 from ._launch import kernel
 
@@ -34,15 +34,18 @@ __all__ = [
 
 @kernel
 def _lif_forward(current, beta, threshold, reset, zero, membrane, spikes):
-    n_steps, n_neurons = current.shape
+    # current (T, N), or (1, N): the same current at every step
+    n_steps, n_neurons = membrane.shape
+    static = current.shape[0] == 1
     for i in range(cuda.grid(1), n_neurons, cuda.gridsize(1)):
         for t in range(n_steps):
+            tc = 0 if static else t
             u_prev = membrane[t - 1, i] if t > 0 else zero  # U_{-1} = 0
             fired = u_prev - threshold > 0  # reset_t, from the previous membrane
             if reset == 0:  # subtract, in snntorch's order: (beta U + I) - reset * threshold
-                u = beta * u_prev + current[t, i] - fired * threshold
+                u = beta * u_prev + current[tc, i] - fired * threshold
             else:  # zero: the previous membrane is zeroed, then integrated
-                u = beta * ((not fired) * u_prev) + current[t, i]
+                u = beta * ((not fired) * u_prev) + current[tc, i]
             membrane[t, i] = u
             spikes[t, i] = u - threshold > 0
 
@@ -165,13 +168,14 @@ def lif_forward(current, beta, threshold, reset, membrane, spikes):
     caller = "lif_forward"
     code = _choice("reset", reset, RESETS, caller)
     current2 = _time_major("current", current, caller)
-    membrane2 = _time_major("membrane", membrane, caller, current, "current", output=True)
-    spikes2 = _time_major("spikes", spikes, caller, current, "current", output=True)
+    membrane2 = _time_major("membrane", membrane, caller, output=True)
+    spikes2 = _time_major("spikes", spikes, caller, membrane, "membrane", output=True)
+    _check_current(current, membrane, caller)
     _disjoint([("membrane", membrane), ("spikes", spikes)], [("current", current)], caller)
     kind = current.dtype.type
     beta = kind(_scalar("beta", beta, caller, 0.0, 1.0))
     threshold = kind(_scalar("threshold", threshold, caller, 0.0, low_open=True))
-    n_neurons = current2.shape[1] if current2.shape[0] else 0
+    n_neurons = membrane2.shape[1] if membrane2.shape[0] else 0
     _lif_forward(n_neurons, current2, beta, threshold, code, kind(0), membrane2, spikes2)
     return membrane, spikes
 
