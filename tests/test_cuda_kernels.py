@@ -29,6 +29,7 @@ import lfp_ref as lfp  # noqa: E402
 from lfp_ref.kernels import CPU, backend_of, get_backend  # noqa: E402
 from lfp_ref.kernels.cpu import conv as cpu_conv  # noqa: E402
 from lfp_ref.kernels.cpu import elementwise as cpu_elementwise  # noqa: E402
+from lfp_ref.kernels.cpu import lif as cpu_lif  # noqa: E402
 from lfp_ref.kernels.cpu import pool as cpu_pool  # noqa: E402
 from lfp_ref.kernels.cpu import rules as cpu_rules  # noqa: E402
 from lfp_ref.kernels.cuda import (  # noqa: E402
@@ -785,3 +786,21 @@ def test_every_kernel_compiles_to_ptx_for_a_device():
             "with a CUDA toolkit or pip install 'numba-cuda[cu13]'"
         )
     assert not report["failures"], "\n".join(report["failures"])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_lif_one_step_outputs_sum_over_the_steps_as_on_the_cpu(rng, dtype):
+    # rho / dL/dI of shape (1, ...): the CPU twin's sum over the steps (from t = T-1 down)
+    shape, one_step = (5, 3, 2 * GRID + 5), (1, 3, 2 * GRID + 5)
+    current = _current(rng, shape, 1.0, dtype)
+    membrane = host(K_lif.lif_forward(dev(current), 0.9, 1.0, "subtract", BK.empty(shape, dtype),
+                                      BK.empty(shape, dtype))[0])  # fmt: skip
+    reward = rng.normal(size=shape).astype(dtype)
+    cpu = cpu_lif.lif_feedback(reward, membrane, 0.9, 1.0, 1e-6, np.empty(one_step, dtype))
+    gpu = K_lif.lif_feedback(dev(reward), dev(membrane), 0.9, 1.0, 1e-6, BK.empty(one_step, dtype))
+    assert_close(gpu, cpu, rtol=_lif_rtol(dtype))
+    cpu = cpu_lif.lif_surrogate_backward(reward, membrane, 0.9, 1.0, 2.0, np.empty(one_step, dtype))
+    gpu = K_lif.lif_surrogate_backward(
+        dev(reward), dev(membrane), 0.9, 1.0, 2.0, BK.empty(one_step, dtype)
+    )
+    assert_close(gpu, cpu, rtol=_lif_rtol(dtype))

@@ -567,3 +567,43 @@ def test_one_step_current_is_used_at_every_step(rng, reset, dtype):
     assert 0.1 < expected[1].mean() < 0.9  # some units spike, some do not
     with pytest.raises(ValueError, match=r"one-step current"):  # 2 steps of 7 are not one
         K.lif_forward(copies[:2], 0.8, 1.0, reset, np.empty_like(copies), np.empty_like(copies))
+
+
+def _summed_backwards(per_step):
+    # sum over the steps from t = T-1 down, the order the kernels sum in
+    total = per_step[-1].copy()
+    for t in range(len(per_step) - 2, -1, -1):
+        total += per_step[t]
+    return total
+
+
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_one_step_outputs_receive_the_sum_over_the_steps(rng, reset, dtype):
+    # rho / dL/dI of shape (1, ...): the steps' values summed from t = T-1 down, bit for bit
+    shape = (6, 4, 5)  # T = 6 steps
+    current = (rng.standard_normal(shape) * 1.5).astype(dtype)
+    membrane, spikes = K.lif_forward(
+        current, 0.85, 1.0, reset, np.empty_like(current), np.empty_like(current)
+    )
+    assert 0.1 < spikes.mean() < 0.9
+    one_step = (1, *shape[1:])
+    grad_spikes = rng.standard_normal(shape).astype(dtype)
+    per_step = K.lif_surrogate_backward(
+        grad_spikes, membrane, 0.85, 1.0, 2.0, np.empty_like(current), reset=reset
+    )
+    total = K.lif_surrogate_backward(
+        grad_spikes, membrane, 0.85, 1.0, 2.0, np.empty(one_step, dtype), reset=reset
+    )
+    np.testing.assert_array_equal(total[0], _summed_backwards(per_step))
+    if reset == "subtract":
+        reward = rng.standard_normal(shape).astype(dtype)
+        handed, handed_too = np.empty_like(current), np.empty_like(current)
+        rho = K.lif_feedback(reward, membrane, 0.85, 1.0, 1e-6, np.empty_like(current), handed)
+        total = K.lif_feedback(
+            reward, membrane, 0.85, 1.0, 1e-6, np.empty(one_step, dtype), handed_too
+        )
+        np.testing.assert_array_equal(total[0], _summed_backwards(rho))
+        np.testing.assert_array_equal(handed_too, handed)  # the recursion itself unchanged
+    with pytest.raises(ValueError, match=r"one step of it, \(1, \.\.\.\), for the sum"):
+        K.lif_surrogate_backward(grad_spikes, membrane, 0.85, 1.0, 2.0, np.empty((2, 4, 5), dtype))

@@ -291,7 +291,8 @@ class LIF(Layer):
         eps = self._stabilizer(rule_for)
         bk = backend_of(reward, membrane)
         reward = bk.contiguous(reward, dtype=membrane.dtype)
-        rho = bk.empty_like(membrane)
+        summed = repeated and not input_reward  # only sum_t rho_t is needed (see _current_vjp)
+        rho = bk.empty(self._rho_shape(membrane, steps, summed), membrane.dtype)
         rows = (steps, -1)
         bk.lif.lif_feedback(
             reward.reshape(rows),
@@ -299,10 +300,10 @@ class LIF(Layer):
             self.beta,
             self.threshold,
             eps,
-            rho.reshape(rows),
+            rho.reshape((1, -1) if summed else rows),
         )
         self.current.begin_reverse()  # the wrapped layer's use that matches this one
-        reward_in, vjps = self._current_vjp(rho, steps, repeated, input_reward)
+        reward_in, vjps = self._current_vjp(rho, steps, repeated, input_reward, summed)
         kernels = bk.elementwise
         if reward_in is not None:  # None: nobody needs it (training)
             x = self.current.cached_input
@@ -324,7 +325,8 @@ class LIF(Layer):
         self._check_like(grad, membrane, "the gradient")
         bk = backend_of(grad, membrane)
         grad = bk.contiguous(grad, dtype=membrane.dtype)
-        grad_current = bk.empty_like(membrane)
+        summed = repeated and not input_grad
+        grad_current = bk.empty(self._rho_shape(membrane, steps, summed), membrane.dtype)
         rows = (steps, -1)
         bk.lif.lif_surrogate_backward(
             grad.reshape(rows),
@@ -332,17 +334,25 @@ class LIF(Layer):
             self.beta,
             self.threshold,
             self.alpha,
-            grad_current.reshape(rows),
+            grad_current.reshape((1, -1) if summed else rows),
             self.surrogate,
             self.reset,
         )
         self.current.begin_reverse()
-        grad_in, grads = self._current_vjp(grad_current, steps, repeated, input_grad)
+        grad_in, grads = self._current_vjp(grad_current, steps, repeated, input_grad, summed)
         return grad_in, {f"current.{name}": value for name, value in grads.items()}
 
-    def _current_vjp(self, v, steps, repeated, input_vjp):
+    @staticmethod
+    def _rho_shape(membrane, steps, summed):
+        """The shape of the time loop's output: the membrane's (T*B, ...), or one step's
+        (B, ...) when the kernel sums it over the steps."""
+        return (membrane.shape[0] // steps, *membrane.shape[1:]) if summed else membrane.shape
+
+    def _current_vjp(self, v, steps, repeated, input_vjp, summed=False):
         """The wrapped layer's ``(VJP_x(v), {name: VJP_theta(v)})`` for v (T*B, ...) at the
-        current's rows; VJP_x is None unless ``input_vjp``.
+        current's rows; VJP_x is None unless ``input_vjp``. ``summed``: v is already the sum
+        over the steps (B, ...), which the time-loop kernel took while it went (no T*B array
+        written and read again; only where the input is repeated and VJP_x is not asked for).
 
         ``repeated`` (the wrapped layer saw only step 0's B rows, x_t = x): VJP_theta is linear
         in v and the input is the same at every step, so ``sum_t VJP_theta(v_t) at x_t`` is
@@ -352,8 +362,15 @@ class LIF(Layer):
         """
         if not repeated:
             return self.current.vjp(v, input_vjp=input_vjp)
+        if summed:
+            return None, self.current.vjp(v, input_vjp=False)[1]
         per_step = v.reshape(steps, -1, *v.shape[1:])  # (T, B, ...)
-        _, grads = self.current.vjp(per_step.sum(axis=0), input_vjp=False)
+        # sum_t v_t from t = T-1 down, the order of the kernels' own sum (``summed``): the
+        # weights' feedback is the same bit for bit whether or not VJP_x is asked for
+        total = per_step[-1].copy()
+        for t in range(steps - 2, -1, -1):
+            total += per_step[t]
+        _, grads = self.current.vjp(total, input_vjp=False)
         if not input_vjp:
             return None, grads
         x = self.current.cached_input  # (B, ...)

@@ -76,25 +76,35 @@ def _lif_forward(current, beta, threshold, reset, block, membrane, spikes):
 
 @kernel
 def _lif_feedback(reward, membrane, beta, threshold, eps, block, rho, handed, write_handed):
-    # backwards in time
+    # backwards in time. rho (T, N), or (1, N): the sum over the steps, each step's rho_t then
+    # carried to step t-1 in a per-block buffer instead of rho[t + 1]
     n_steps, n_neurons = reward.shape
+    summed = rho.shape[0] == 1
     zero = membrane.dtype.type(0)
     for b in prange((n_neurons + block - 1) // block):
         lo = b * block
         hi = min(lo + block, n_neurons)
+        carried = np.zeros(hi - lo, rho.dtype)  # rho_{t+1} of the block's neurons (summed)
         for t in range(n_steps - 1, -1, -1):
             for i in range(lo, hi):
                 u = membrane[t, i]
                 u_prev = membrane[t - 1, i] if t > 0 else zero  # U_{-1} = 0
                 # M_t, handed down by step t+1: beta U_t rho_{t+1}; M_{T-1} = 0
-                handed_down = beta * u * rho[t + 1, i] if t < n_steps - 1 else zero
+                if t == n_steps - 1:
+                    handed_down = zero
+                else:
+                    handed_down = beta * u * (carried[i - lo] if summed else rho[t + 1, i])
                 fired = u_prev - threshold > 0  # reset_t (0 at t = 0 since threshold > 0)
                 incoming = reward[t, i] + handed_down  # A_t
                 # D_t = |U_{t-1}| + |U_t + reset_t threshold - U_{t-1}|, in lfprop's order
                 d = abs(u_prev) + abs(u + fired * threshold - u_prev)
                 # elementwise.stabilized_ratio's stabiliser: stab(d) = d + eps sgn0(d), sgn0(0)=+1
                 ratio = incoming / (d + eps if d >= 0 else d - eps)  # rho_t
-                rho[t, i] = ratio
+                if summed:  # sum_t rho_t, from t = T-1 down
+                    carried[i - lo] = ratio
+                    rho[0, i] = ratio if t == n_steps - 1 else rho[0, i] + ratio
+                else:
+                    rho[t, i] = ratio
                 if write_handed:
                     handed[t, i] = beta * u_prev * ratio  # M_{t-1}
 
@@ -103,13 +113,16 @@ def _lif_feedback(reward, membrane, beta, threshold, eps, block, rho, handed, wr
 def _lif_surrogate_backward(
     grad_spikes, membrane, beta, threshold, half_alpha, slope, reset, surrogate, block, grad_current
 ):
-    # backwards in time; grad_current[t + 1] holds dL/dU_{t+1}
+    # backwards in time; grad_current[t + 1] holds dL/dU_{t+1}. grad_current (1, N): the sum
+    # over the steps, dL/dU_{t+1} then carried in a per-block buffer (as _lif_feedback's rho)
     n_steps, n_neurons = grad_spikes.shape
+    summed = grad_current.shape[0] == 1
     zero = membrane.dtype.type(0)
     one = membrane.dtype.type(1)
     for b in prange((n_neurons + block - 1) // block):
         lo = b * block
         hi = min(lo + block, n_neurons)
+        carried = np.zeros(hi - lo, grad_current.dtype)
         for t in range(n_steps - 1, -1, -1):
             for i in range(lo, hi):
                 u = membrane[t, i]
@@ -118,13 +131,17 @@ def _lif_surrogate_backward(
                 if t == n_steps - 1 or (reset == 1 and u - threshold > 0):
                     carry = zero  # dL/dU_T = 0
                 else:
-                    carry = beta * grad_current[t + 1, i]
+                    carry = beta * (carried[i - lo] if summed else grad_current[t + 1, i])
                 if surrogate == 0:  # atan: (alpha/2) / (1 + (pi/2 alpha (U - threshold))^2)
                     x = slope * (u - threshold)
                     grad_u = half_alpha / (one + x * x) * grad_spikes[t, i] + carry
                 else:  # heaviside: H' = 0, so every gradient is exactly 0
                     grad_u = carry
-                grad_current[t, i] = grad_u  # dL/dI_t = dL/dU_t
+                if summed:  # sum_t dL/dI_t, from t = T-1 down
+                    carried[i - lo] = grad_u
+                    grad_current[0, i] = grad_u if t == n_steps - 1 else grad_current[0, i] + grad_u
+                else:
+                    grad_current[t, i] = grad_u  # dL/dI_t = dL/dU_t
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -201,6 +218,21 @@ def _check_current(current, membrane, caller):
         raise ValueError(
             f"{caller}: membrane must have the shape of current, {current.shape}, got "
             f"{membrane.shape} (or, for a one-step current (1, ...), T steps of it)"
+        )
+
+
+def _check_one_or_all_steps(name, a, like, like_name, caller):
+    """``a`` has ``like``'s dtype and shape, or one step of it, (1, ...): an output that
+    receives the sum over the steps."""
+    if a.dtype != like.dtype:
+        raise TypeError(
+            f"{caller}: {name} has dtype {a.dtype} but {like_name} has dtype {like.dtype}; "
+            f"all arrays must share one dtype"
+        )
+    if a.shape != like.shape and a.shape != (1, *like.shape[1:]):
+        raise ValueError(
+            f"{caller}: {name} must have the shape of {like_name}, {like.shape}, got {a.shape} "
+            f"(or one step of it, (1, ...), for the sum over the steps)"
         )
 
 
@@ -303,7 +335,9 @@ def lif_feedback(reward, membrane, beta, threshold, eps, rho, handed=None, reset
     eps : float
         Stabiliser, >= 0 (lfp_ref's default is 1e-6).
     rho : ndarray
-        Preallocated output ``rho_t``, same shape and dtype.
+        Preallocated output ``rho_t``, same shape and dtype; or one step of it, (1, ...), which
+        receives ``sum_t rho_t`` (summed from t = T-1 down; what a weight VJP at an input that
+        is the same at every step needs).
     handed : ndarray, optional
         Preallocated output ``handed[t] = M_{t-1}``, the reward step t passes to step t-1
         (``handed[0] = beta U_{-1} rho_0 = 0``); not computed when None.
@@ -330,7 +364,8 @@ def lif_feedback(reward, membrane, beta, threshold, eps, rho, handed=None, reset
         )
     reward2 = _time_major("reward", reward, caller)
     membrane2 = _time_major("membrane", membrane, caller, reward, "reward")
-    rho2 = _time_major("rho", rho, caller, reward, "reward", output=True)
+    rho2 = _time_major("rho", rho, caller, output=True)
+    _check_one_or_all_steps("rho", rho, reward, "reward", caller)
     outputs = [("rho", rho)]
     if handed is not None:
         handed2 = _time_major("handed", handed, caller, reward, "reward", output=True)
@@ -380,7 +415,8 @@ def lif_surrogate_backward(
     alpha : float
         Surrogate sharpness, > 0 (ignored by "heaviside").
     grad_current : ndarray
-        Preallocated output ``dL/dI``, same shape and dtype.
+        Preallocated output ``dL/dI``, same shape and dtype; or one step of it, (1, ...), which
+        receives ``sum_t dL/dI_t`` (as ``rho`` in :func:`lif_feedback`).
     surrogate : {"atan", "heaviside"}
     reset : {"subtract", "zero"}
 
@@ -398,9 +434,8 @@ def lif_surrogate_backward(
     surrogate_code = _choice("surrogate", surrogate, SURROGATES, caller)
     grad_spikes2 = _time_major("grad_spikes", grad_spikes, caller)
     membrane2 = _time_major("membrane", membrane, caller, grad_spikes, "grad_spikes")
-    grad_current2 = _time_major(
-        "grad_current", grad_current, caller, grad_spikes, "grad_spikes", output=True
-    )
+    grad_current2 = _time_major("grad_current", grad_current, caller, output=True)
+    _check_one_or_all_steps("grad_current", grad_current, grad_spikes, "grad_spikes", caller)
     _disjoint(
         [("grad_current", grad_current)],
         [("grad_spikes", grad_spikes), ("membrane", membrane)],

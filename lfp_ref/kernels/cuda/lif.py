@@ -18,7 +18,15 @@ import math
 import numpy as np
 from numba import cuda
 
-from ..cpu.lif import NEURON_BLOCK, RESETS, SURROGATES, _check_current, _choice, _scalar
+from ..cpu.lif import (
+    NEURON_BLOCK,
+    RESETS,
+    SURROGATES,
+    _check_current,
+    _check_one_or_all_steps,
+    _choice,
+    _scalar,
+)
 from . import SimulatedDeviceArray
 from ._launch import kernel
 
@@ -52,21 +60,30 @@ def _lif_forward(current, beta, threshold, reset, zero, membrane, spikes):
 
 @kernel
 def _lif_feedback(reward, membrane, beta, threshold, eps, zero, rho, handed, write_handed):
-    # backwards in time
+    # backwards in time; rho (1, N): the sum over the steps, rho_{t+1} carried in a register
     n_steps, n_neurons = reward.shape
+    summed = rho.shape[0] == 1
     for i in range(cuda.grid(1), n_neurons, cuda.gridsize(1)):
+        carried = zero
         for t in range(n_steps - 1, -1, -1):
             u = membrane[t, i]
             u_prev = membrane[t - 1, i] if t > 0 else zero  # U_{-1} = 0
             # M_t, handed down by step t+1: beta U_t rho_{t+1}; M_{T-1} = 0
-            handed_down = beta * u * rho[t + 1, i] if t < n_steps - 1 else zero
+            if t == n_steps - 1:
+                handed_down = zero
+            else:
+                handed_down = beta * u * (carried if summed else rho[t + 1, i])
             fired = u_prev - threshold > 0  # reset_t (0 at t = 0 since threshold > 0)
             incoming = reward[t, i] + handed_down  # A_t
             # D_t = |U_{t-1}| + |U_t + reset_t threshold - U_{t-1}|, in lfprop's order
             d = abs(u_prev) + abs(u + fired * threshold - u_prev)
             # elementwise.stabilized_ratio's stabiliser: stab(d) = d + eps sgn0(d), sgn0(0) = +1
             ratio = incoming / (d + eps if d >= 0 else d - eps)  # rho_t
-            rho[t, i] = ratio
+            if summed:  # sum_t rho_t, from t = T-1 down
+                carried = ratio
+                rho[0, i] = ratio if t == n_steps - 1 else rho[0, i] + ratio
+            else:
+                rho[t, i] = ratio
             if write_handed:
                 handed[t, i] = beta * u_prev * ratio  # M_{t-1}
 
@@ -75,9 +92,11 @@ def _lif_feedback(reward, membrane, beta, threshold, eps, zero, rho, handed, wri
 def _lif_surrogate_backward(
     grad_spikes, membrane, beta, threshold, half_alpha, slope, reset, surrogate, zero, one, out
 ):
-    # backwards in time; out[t + 1] holds dL/dU_{t+1}
+    # backwards in time; out[t + 1] holds dL/dU_{t+1}; out (1, N): the sum over the steps
     n_steps, n_neurons = grad_spikes.shape
+    summed = out.shape[0] == 1
     for i in range(cuda.grid(1), n_neurons, cuda.gridsize(1)):
+        carried = zero
         for t in range(n_steps - 1, -1, -1):
             u = membrane[t, i]
             # U_t -> U_{t+1} has slope beta, except that a zero reset at t+1 (reset_{t+1} =
@@ -85,13 +104,17 @@ def _lif_surrogate_backward(
             if t == n_steps - 1 or (reset == 1 and u - threshold > 0):
                 carry = zero  # dL/dU_T = 0
             else:
-                carry = beta * out[t + 1, i]
+                carry = beta * (carried if summed else out[t + 1, i])
             if surrogate == 0:  # atan: (alpha/2) / (1 + (pi/2 alpha (U - threshold))^2)
                 x = slope * (u - threshold)
                 grad_u = half_alpha / (one + x * x) * grad_spikes[t, i] + carry
             else:  # heaviside: H' = 0, so every gradient is exactly 0
                 grad_u = carry
-            out[t, i] = grad_u  # dL/dI_t = dL/dU_t
+            if summed:  # sum_t dL/dI_t, from t = T-1 down
+                carried = grad_u
+                out[0, i] = grad_u if t == n_steps - 1 else out[0, i] + grad_u
+            else:
+                out[t, i] = grad_u  # dL/dI_t = dL/dU_t
 
 
 # -- validation ---------------------------------------------------------------------------------
@@ -193,7 +216,8 @@ def lif_feedback(reward, membrane, beta, threshold, eps, rho, handed=None, reset
         )
     reward2 = _time_major("reward", reward, caller)
     membrane2 = _time_major("membrane", membrane, caller, reward, "reward")
-    rho2 = _time_major("rho", rho, caller, reward, "reward", output=True)
+    rho2 = _time_major("rho", rho, caller, output=True)
+    _check_one_or_all_steps("rho", rho, reward, "reward", caller)
     outputs = [("rho", rho)]
     if handed is not None:
         handed2 = _time_major("handed", handed, caller, reward, "reward", output=True)
@@ -231,9 +255,8 @@ def lif_surrogate_backward(
     surrogate_code = _choice("surrogate", surrogate, SURROGATES, caller)
     grad_spikes2 = _time_major("grad_spikes", grad_spikes, caller)
     membrane2 = _time_major("membrane", membrane, caller, grad_spikes, "grad_spikes")
-    grad_current2 = _time_major(
-        "grad_current", grad_current, caller, grad_spikes, "grad_spikes", output=True
-    )
+    grad_current2 = _time_major("grad_current", grad_current, caller, output=True)
+    _check_one_or_all_steps("grad_current", grad_current, grad_spikes, "grad_spikes", caller)
     _disjoint(
         [("grad_current", grad_current)],
         [("grad_spikes", grad_spikes), ("membrane", membrane)],
