@@ -10,6 +10,7 @@ rewriting the feedback arrays.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,7 +124,8 @@ def resolve_reward(reward, logits, y):
         r = reward
     else:
         r = _rewards.get(reward)(logits, y)
-    if np.shape(r) != logits.shape:
+    # an array's own shape first: np.shape reads the same, through two Python calls
+    if getattr(r, "shape", None) != logits.shape and np.shape(r) != logits.shape:
         what = "the reward array" if r is reward else f"the reward {_rewards.name_of(reward)!r}"
         raise ValueError(f"{what} must have the logits' shape {logits.shape}, got {np.shape(r)}")
     return check_array(backend_of(logits).contiguous(r, dtype=logits.dtype), "reward")
@@ -138,7 +140,7 @@ def collect(model, params):
     squares is finite exactly when every entry is (unless float64 squares overflow, which the
     exact check below tells apart); the optimizer and clipping reuse the sums.
     """
-    names = [name for name, _ in model.named_parameters()]
+    names = list(model._parameter_dict())  # the named_parameters() order
     if len(params) != len(names):  # more entries than parameters: a layer used more than once
         for alias, name in model.parameter_aliases().items():
             value = params.pop(alias, None)
@@ -148,8 +150,8 @@ def collect(model, params):
     for name in names:
         value = params[name]
         bk = backend_of(value)
-        squared[name] = bk.elementwise.sum_of_squares(value)
-        if not np.isfinite(squared[name]) and not bk.xp.isfinite(value).all():
+        squared[name] = bk.elementwise.sum_of_squares(value)  # a Python float
+        if not math.isfinite(squared[name]) and not bk.xp.isfinite(value).all():
             raise FloatingPointError(f"non-finite feedback/gradient for parameter {name!r}")
         ordered[name] = value
     return ordered, squared

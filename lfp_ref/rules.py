@@ -85,7 +85,8 @@ def _check_stabilizer(value, owner, name="stabilizer"):
 def _check_reward(rule, caller, layer, reward, z):
     """The reward at a layer's output (``layer``: the layer, or a description) must have the
     output's shape: the kernels index it by the output's positions."""
-    if np.shape(reward) != z.shape:
+    # an array's own shape first: np.shape reads the same, through two Python calls
+    if getattr(reward, "shape", None) != z.shape and np.shape(reward) != z.shape:
         where = layer if isinstance(layer, str) else repr(layer)
         raise ValueError(
             f"{rule!r}.{caller}: the reward must have {where}'s output shape {z.shape}, "
@@ -134,9 +135,10 @@ class Epsilon(Rule):
         if reward_in is not None:  # None: the layer skipped its input VJP (not needed)
             kernels.multiply(reward_in, x, out=reward_in)
         params = layer.own_parameters()
-        return reward_in, {
-            name: kernels.multiply_abs(v, params[name], out=v) for name, v in vjp_params.items()
-        }
+        feedback = {}  # F = |theta| * VJP, in place (a loop: no comprehension frame)
+        for name, v in vjp_params.items():
+            feedback[name] = kernels.multiply_abs(v, params[name], out=v)
+        return reward_in, feedback
 
     def propagate_sum(self, inputs, z, reward):
         """A parameter-free sum ``z = a + b + ...``: ``R_a = a * r / stab(z)`` for each summand."""

@@ -86,8 +86,110 @@ def array(caller, name, a):
     return a
 
 
+# Each check below first tries a fast path that only reads attributes and compares them (these
+# checks run dozens of times per training step, where hasattr and nested calls add up), and
+# returns when that proves the argument fine. Anything else (a failure, an array type with other
+# flags, a shape given as a list) goes to the detailed check of the same name, ``_*_in_detail``,
+# which decides and words the error. A fast path accepts only what its detailed check accepts
+# (tests/test_fast_paths.py holds them to that).
+
+
 def dtype_in(caller, name, a, dtypes):
     """``a`` must be an array of one of ``dtypes``; TypeError otherwise."""
+    try:
+        if a.dtype in dtypes and a.shape is not None and a.flags is not None:
+            return a
+    except (AttributeError, TypeError):
+        pass
+    return _dtype_in_in_detail(caller, name, a, dtypes)
+
+
+def float_array(caller, name, a):
+    """``a`` must be a float32 or float64 array; TypeError otherwise."""
+    try:
+        if a.dtype in FLOAT_DTYPES and a.shape is not None and a.flags is not None:
+            return a
+    except (AttributeError, TypeError):
+        pass
+    return _dtype_in_in_detail(caller, name, a, FLOAT_DTYPES)
+
+
+def same_dtype(caller, name, a, like_name, like):
+    """``a`` must have ``like``'s dtype; TypeError otherwise."""
+    try:
+        if a.dtype == like.dtype and a.shape is not None and a.flags is not None:
+            return a
+    except (AttributeError, TypeError):
+        pass
+    return _same_dtype_in_detail(caller, name, a, like_name, like)
+
+
+def ndim(caller, name, a, n, layout):
+    """``a`` must have ``n`` dimensions, described by ``layout`` (e.g. ``"(B, C, H, W)"``)."""
+    try:
+        if len(a.shape) == n and a.dtype is not None and a.flags is not None:
+            return a
+    except (AttributeError, TypeError):
+        pass
+    return _ndim_in_detail(caller, name, a, n, layout)
+
+
+def shape(caller, name, a, expected, why=""):
+    """``a`` must have shape ``expected``; ``why`` (e.g. ``" (B*Ho*Wo, C*kh*kw)"``) says where
+    the expected shape comes from."""
+    try:
+        # two tuples compare as the detailed check's tuple() copies of them do
+        if (
+            type(expected) is tuple
+            and type(a.shape) is tuple
+            and a.shape == expected
+            and a.dtype is not None
+            and a.flags is not None
+        ):
+            return a
+    except (AttributeError, TypeError):
+        pass
+    return _shape_in_detail(caller, name, a, expected, why)
+
+
+def contiguous(caller, name, a, output=False):
+    """``a`` must be C-contiguous (the wrapper flattens or reshapes it into a view)."""
+    try:
+        if a.flags.c_contiguous:
+            return a
+    except AttributeError:  # flags without the attribute (Numba device arrays' dict)
+        pass
+    return _contiguous_in_detail(caller, name, a, output)
+
+
+def output(caller, name, a, expected=None, like_name=None, like=None, need_contiguous=True):
+    """An output: an array of ``like``'s dtype (float32/float64 without ``like``), of shape
+    ``expected`` (``like``'s shape when None and ``like`` is given), C-contiguous unless
+    ``need_contiguous`` is False, and writeable."""
+    try:
+        flags, a_shape = a.flags, a.shape
+        if expected is not None:
+            wanted = expected
+        else:
+            wanted = a_shape if like is None else like.shape
+        if (
+            (a.dtype in FLOAT_DTYPES if like is None else a.dtype == like.dtype)
+            and type(a_shape) is tuple
+            and type(wanted) is tuple
+            and a_shape == wanted
+            and (flags.c_contiguous or not need_contiguous)
+            and flags.writeable
+        ):
+            return a
+    except (AttributeError, TypeError):
+        pass
+    return _output_in_detail(caller, name, a, expected, like_name, like, need_contiguous)
+
+
+# -- the detailed checks: every error is decided and worded here ------------------------------
+
+
+def _dtype_in_in_detail(caller, name, a, dtypes):
     array(caller, name, a)
     if a.dtype not in dtypes:
         wanted = " or ".join(np.dtype(d).name for d in dtypes)
@@ -95,13 +197,7 @@ def dtype_in(caller, name, a, dtypes):
     return a
 
 
-def float_array(caller, name, a):
-    """``a`` must be a float32 or float64 array; TypeError otherwise."""
-    return dtype_in(caller, name, a, FLOAT_DTYPES)
-
-
-def same_dtype(caller, name, a, like_name, like):
-    """``a`` must have ``like``'s dtype; TypeError otherwise."""
+def _same_dtype_in_detail(caller, name, a, like_name, like):
     array(caller, name, a)
     if a.dtype != like.dtype:
         raise TypeError(
@@ -111,17 +207,14 @@ def same_dtype(caller, name, a, like_name, like):
     return a
 
 
-def ndim(caller, name, a, n, layout):
-    """``a`` must have ``n`` dimensions, described by ``layout`` (e.g. ``"(B, C, H, W)"``)."""
+def _ndim_in_detail(caller, name, a, n, layout):
     array(caller, name, a)
     if len(a.shape) != n:
         raise ValueError(f"{caller}: {name} must have shape {layout}, got {tuple(a.shape)}")
     return a
 
 
-def shape(caller, name, a, expected, why=""):
-    """``a`` must have shape ``expected``; ``why`` (e.g. ``" (B*Ho*Wo, C*kh*kw)"``) says where
-    the expected shape comes from."""
+def _shape_in_detail(caller, name, a, expected, why=""):
     array(caller, name, a)
     if tuple(a.shape) != tuple(expected):
         raise ValueError(
@@ -130,8 +223,7 @@ def shape(caller, name, a, expected, why=""):
     return a
 
 
-def contiguous(caller, name, a, output=False):
-    """``a`` must be C-contiguous (the wrapper flattens or reshapes it into a view)."""
+def _contiguous_in_detail(caller, name, a, output=False):
     if not is_c_contiguous(a):
         hint = (
             "it is written in place: allocate it C-contiguous (np.empty(shape, dtype))"
@@ -142,14 +234,11 @@ def contiguous(caller, name, a, output=False):
     return a
 
 
-def output(caller, name, a, expected=None, like_name=None, like=None, need_contiguous=True):
-    """An output: an array of ``like``'s dtype (float32/float64 without ``like``), of shape
-    ``expected`` (``like``'s shape when None and ``like`` is given), C-contiguous unless
-    ``need_contiguous`` is False, and writeable."""
+def _output_in_detail(caller, name, a, expected, like_name, like, need_contiguous):
     if like is None:
-        float_array(caller, name, a)
+        _dtype_in_in_detail(caller, name, a, FLOAT_DTYPES)
     else:
-        same_dtype(caller, name, a, like_name, like)
+        _same_dtype_in_detail(caller, name, a, like_name, like)
     if expected is None and like is not None:
         if tuple(a.shape) != tuple(like.shape):
             raise ValueError(
@@ -157,9 +246,9 @@ def output(caller, name, a, expected=None, like_name=None, like=None, need_conti
                 f"got {tuple(a.shape)}"
             )
     elif expected is not None:
-        shape(caller, name, a, expected)
+        _shape_in_detail(caller, name, a, expected)
     if need_contiguous:
-        contiguous(caller, name, a, output=True)
+        _contiguous_in_detail(caller, name, a, output=True)
     if not is_writeable(a):
         raise ValueError(f"{caller}: {name} is written in place but is read-only")
     return a
@@ -275,10 +364,41 @@ def _pair(caller, name, value, minimum):
 def geometry(caller, kernel_size, stride, padding, dilation=None):
     """A window geometry as the kernels take it: pairs of ints, ``kernel_size``, ``stride`` and
     ``dilation`` >= 1, ``padding`` >= 0. Returns the pairs (``dilation`` (1, 1) when None)."""
-    pairs = (
+    # the fast path: the layers' own tuples of two ints (each checked to be a tuple before it is
+    # unpacked, so that no other iterable is consumed here)
+    pairs = (kernel_size, stride, padding, (1, 1) if dilation is None else dilation)
+    if (
+        type(kernel_size) is tuple
+        and type(stride) is tuple
+        and type(padding) is tuple
+        and type(pairs[3]) is tuple
+    ):
+        try:
+            (kh, kw), (sh, sw), (ph, pw), (dh, dw) = pairs
+        except ValueError:  # not all pairs
+            kh = None
+        if (
+            type(kh) is int
+            and type(kw) is int
+            and type(sh) is int
+            and type(sw) is int
+            and type(ph) is int
+            and type(pw) is int
+            and type(dh) is int
+            and type(dw) is int
+            and kh >= 1 <= kw
+            and sh >= 1 <= sw
+            and ph >= 0 <= pw
+            and dh >= 1 <= dw
+        ):
+            return pairs
+    return _geometry_in_detail(caller, kernel_size, stride, padding, dilation)
+
+
+def _geometry_in_detail(caller, kernel_size, stride, padding, dilation=None):
+    return (
         _pair(caller, "kernel_size", kernel_size, 1),
         _pair(caller, "stride", stride, 1),
         _pair(caller, "padding", padding, 0),
         (1, 1) if dilation is None else _pair(caller, "dilation", dilation, 1),
     )
-    return pairs

@@ -179,7 +179,7 @@ class Layer:
 
     def clear_caches(self):
         """Drop the saved uses of this layer and every layer below it (a new pass starts)."""
-        for _, layer in self.named_layers():
+        for _, layer in self._layer_list():
             layer._uses = []
             layer._next = -1
             layer._active = None
@@ -212,6 +212,35 @@ class Layer:
         for name, child in self.children():
             yield from child._named_layers(f"{prefix}.{name}" if prefix else name, seen)
 
+    def _layer_list(self):
+        """``list(self.named_layers())``, walked without a generator per layer when no layer
+        overrides the walk (the per-step paths call this; nothing is cached, so the list is
+        always the model's current structure)."""
+        cls = type(self)
+        if cls.named_layers is Layer.named_layers and cls._named_layers is Layer._named_layers:
+            found = {}
+            if _walk(self, "", found):
+                return list(found.values())
+        return list(self.named_layers())
+
+    def _parameter_dict(self):
+        """``dict(self.named_parameters())`` (the live arrays), built from :meth:`_layer_list`
+        with each leaf's parameters read in place rather than through a dict per layer, unless
+        a class overrides ``named_parameters`` or ``own_parameters``."""
+        if type(self).named_parameters is not Layer.named_parameters:
+            return dict(self.named_parameters())
+        params = {}
+        for prefix, layer in self._layer_list():
+            if type(layer).own_parameters is Layer.own_parameters:
+                for name in layer.param_names:
+                    value = getattr(layer, name)
+                    if value is not None:
+                        params[f"{prefix}.{name}" if prefix else name] = value
+            else:
+                for name, value in layer.own_parameters().items():
+                    params[f"{prefix}.{name}" if prefix else name] = value
+        return params
+
     def parameter_aliases(self):
         """``{other name: first name}`` for the parameters of layers used more than once: the
         feedback and gradients of every use are summed under the first name."""
@@ -237,12 +266,12 @@ class Layer:
                 yield (f"{prefix}.{name}" if prefix else name), value
 
     def parameters(self):
-        return dict(self.named_parameters())
+        return self._parameter_dict()
 
     @property
     def dtype(self):
         """The dtype of the parameters (None for a network without parameters)."""
-        for _, value in self.named_parameters():
+        for _, value in self.named_parameters():  # lazy: stops at the first parameter
             return value.dtype
         return None
 
@@ -493,6 +522,30 @@ class Container(Layer):
     def _notify(self, name, kind, value_in, out):
         if self.observer is not None:
             self.observer(self, name, None, kind, value_in, out)
+
+
+def _walk(layer, prefix, found):
+    """:meth:`Layer._named_layers` (duplicates removed) into ``found``, ``id -> (prefix,
+    layer)`` in the same order, with one call per layer that has children instead of a
+    generator per layer. False (``found`` incomplete) when some layer overrides the walk."""
+    found[id(layer)] = (prefix, layer)
+    for name, child in layer.children():
+        key = id(child)
+        if key in found:
+            continue
+        path = f"{prefix}.{name}" if prefix else name
+        cls = type(child)
+        if cls._named_layers is not _NAMED_LAYERS:
+            return False
+        if cls.children is _NO_CHILDREN:  # a leaf: no call
+            found[key] = (path, child)
+        elif not _walk(child, path, found):
+            return False
+    return True
+
+
+_NAMED_LAYERS = Layer._named_layers
+_NO_CHILDREN = Layer.children
 
 
 def init_uniform(rng, shape, fan_in, dtype):

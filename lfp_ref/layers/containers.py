@@ -12,6 +12,9 @@ from contextlib import contextmanager
 
 from .base import Container, Layer
 
+#: the children's names of a Sequential, "0", "1", ..., extended as longer ones come
+_INDEX_NAMES = [str(i) for i in range(64)]
+
 
 def has_parameters(layer):
     children = layer.children()
@@ -42,7 +45,11 @@ class Sequential(Container):
         self.layers = list(layers)
 
     def children(self):
-        return [(str(i), layer) for i, layer in enumerate(self.layers)]
+        layers = self.layers
+        if len(layers) > len(_INDEX_NAMES):
+            _INDEX_NAMES.extend(str(i) for i in range(len(_INDEX_NAMES), len(layers)))
+        # the names "0", "1", ... made once: the walks ask for the children several times a step
+        return list(zip(_INDEX_NAMES, layers))
 
     def forward(self, x):
         for name, layer in self.children():

@@ -43,7 +43,8 @@ class Dense(WeightedLayer):
         """``(v W, {"weight": v^T x, "bias": sum_B v})``; the first entry is None when
         ``input_vjp`` is False. v has the output's shape (B, out_features)."""
         x, z = self.saved()[:2]
-        if np.shape(v) != z.shape:
+        # an array's own shape first: np.shape reads the same, through two Python calls
+        if getattr(v, "shape", None) != z.shape and np.shape(v) != z.shape:
             raise ValueError(
                 f"{self!r}.vjp: v must have the output's shape {z.shape}, got {np.shape(v)}"
             )

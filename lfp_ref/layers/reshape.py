@@ -19,7 +19,8 @@ class Flatten(Layer):
         # (B, O) output, or one of another batch, must not pass as the reward of this one
         x_shape = self.saved()
         expected = (x_shape[0], math.prod(x_shape[1:]))
-        if np.shape(value) != expected:
+        # an array's own shape first: np.shape reads the same, through two Python calls
+        if getattr(value, "shape", None) != expected and np.shape(value) != expected:
             raise ValueError(
                 f"Flatten.{caller}: {what} must have the output's shape {expected} "
                 f"(input {x_shape} flattened), got {np.shape(value)}"

@@ -260,7 +260,9 @@ class Optimizer:
         checked = self._check_grads(grads, squared_norms)
         self._check_live_parameters()
         self._validate_hyperparameters()
-        if isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        if type(scale) is not float and (
+            isinstance(scale, bool) or not isinstance(scale, numbers.Real)
+        ):
             raise ValueError(f"scale must be a finite float, got {scale!r}")
         scale = float(scale)
         if not math.isfinite(scale):
@@ -377,7 +379,7 @@ class Optimizer:
 
     def _check_grads(self, grads, squared_norms=None) -> list[tuple[str, object, object, object]]:
         """``(name, param, grad, backend)`` per gradient, in parameter order, all checked."""
-        if not isinstance(grads, Mapping):
+        if type(grads) is not dict and not isinstance(grads, Mapping):  # dict: no ABC check
             raise TypeError(
                 f"step(grads) needs a dict parameter name -> ndarray, got {type(grads).__name__}"
             )
@@ -396,7 +398,7 @@ class Optimizer:
                 continue
             grad = grads[name]
             bk = self._backends[name]
-            if not bk.is_array(grad):
+            if not (type(grad) is bk.array_type or bk.is_array(grad)):
                 raise ValueError(
                     f"{step}: grad for parameter {name!r} is a {type(grad).__name__}, expected an "
                     f"ndarray of shape {param.shape} and dtype {param.dtype}"
@@ -426,7 +428,7 @@ class Optimizer:
         mapping."""
         if squared_norms is None:
             return set()
-        if not isinstance(squared_norms, Mapping):
+        if type(squared_norms) is not dict and not isinstance(squared_norms, Mapping):
             raise TypeError(
                 "step(squared_norms=...) needs a dict parameter name -> float sum of squares, "
                 f"got {type(squared_norms).__name__}"
@@ -440,7 +442,10 @@ class Optimizer:
             )
         proven = set()
         for name, value in squared_norms.items():
-            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            # a float (what the engine passes) is a real number: no ABC check for it
+            if type(value) is not float and (
+                isinstance(value, bool) or not isinstance(value, numbers.Real)
+            ):
                 raise ValueError(
                     f"squared_norms[{name!r}] must be a real number (the float64 sum of squares "
                     f"of its gradient), got {value!r:.80}"
@@ -457,11 +462,17 @@ class Optimizer:
     def _check_live_parameters(self) -> None:
         if self._model is None:
             return
-        current = dict(self._model.named_parameters())
+        # an lfp_ref layer's _parameter_dict is dict(named_parameters()) built in one walk
+        walk = getattr(self._model, "_parameter_dict", None)
+        current = walk() if walk is not None else dict(self._model.named_parameters())
         for name, param in self.parameters.items():
             live = current.get(name)
             bk = self._backends[name]
-            if live is None or not bk.is_array(live) or not bk.same_memory(param, live):
+            if (
+                live is None
+                or not (type(live) is bk.array_type or bk.is_array(live))
+                or not bk.same_memory(param, live)
+            ):
                 raise ValueError(
                     f"the model's parameter {name!r} is no longer the array this "
                     f"{type(self).__name__} was built with (it was rebound or removed); update "
@@ -553,8 +564,11 @@ class SGD(Optimizer):
 
     def _update(self, param, grad, state: dict, scale: float, bk) -> None:
         buf = state.get("momentum_buffer") if self.momentum != 0 else None
-        contiguous = (param, grad) if buf is None else (param, grad, buf)
-        if all(a.flags.c_contiguous for a in contiguous):
+        if (
+            param.flags.c_contiguous
+            and grad.flags.c_contiguous
+            and (buf is None or buf.flags.c_contiguous)
+        ):
             # the same operations in the same order, fused into one pass (no temporaries)
             first_step = self.momentum != 0 and buf is None
             if first_step:

@@ -114,4 +114,8 @@ def bias_vjp(rho, out):
     if not ok:
         checks.ndim("bias_vjp", "rho", rho, 2, "(B, O)")
         _matrices("bias_vjp", ("rho", rho), [], out, (rho.shape[1],))
+    if type(rho) is np.ndarray:
+        # what np.sum hands a NumPy array to, without its Python-level argument handling
+        # (about a microsecond)
+        return np.add.reduce(rho, 0, None, out)
     return np.sum(rho, axis=0, out=out)

@@ -48,13 +48,19 @@ def _flat(a):
     return a.reshape(-1)
 
 
+# The wrappers below flatten with ``a.reshape(-1)`` directly where their checks have just proven
+# every array C-contiguous (then the reshape is a view): _flat's own test would repeat them.
+
+
 def stabilized_ratio(reward, z, eps, out):
     """``out = reward / (z + eps * sgn0(z))``, elementwise; the one stabiliser of lfp_ref.
 
     ``reward``, ``z`` and ``out``: C-contiguous, of ``z``'s shape and dtype (float32/float64)."""
     if not checks.elementwise_ok(z, reward, out):
         checks.matching("stabilized_ratio", (("z", z), ("reward", reward)), (("out", out),))
-    _stabilized_ratio.pick(z.size)(_flat(reward), _flat(z), z.dtype.type(eps), _flat(out))
+    _stabilized_ratio.pick(z.size)(
+        reward.reshape(-1), z.reshape(-1), z.dtype.type(eps), out.reshape(-1)
+    )
     return out
 
 
@@ -62,7 +68,7 @@ def stabilize(z, eps, out):
     """``out = z + eps * sgn0(z)`` with ``sgn0(0) = +1``; ``out`` of ``z``'s shape and dtype."""
     if not checks.elementwise_ok(z, None, out):
         checks.matching("stabilize", (("z", z),), (("out", out),))
-    _stabilize.pick(z.size)(_flat(z), z.dtype.type(eps), _flat(out))
+    _stabilize.pick(z.size)(z.reshape(-1), z.dtype.type(eps), out.reshape(-1))
     return out
 
 
@@ -72,7 +78,7 @@ def multiply_abs(values, param, out):
     if not checks.elementwise_ok(values, param, out):
         inputs = (("values", values), ("param", param))
         checks.matching("multiply_abs", inputs, (("out", out),))
-    _multiply_abs.pick(values.size)(_flat(values), _flat(param), _flat(out))
+    _multiply_abs.pick(values.size)(values.reshape(-1), param.reshape(-1), out.reshape(-1))
     return out
 
 
@@ -80,7 +86,7 @@ def multiply(a, b, out):
     """``out = a * b``, elementwise; all three of one shape and dtype."""
     if not checks.elementwise_ok(a, b, out):
         checks.matching("multiply", (("a", a), ("b", b)), (("out", out),))
-    _multiply.pick(a.size)(_flat(a), _flat(b), _flat(out))
+    _multiply.pick(a.size)(a.reshape(-1), b.reshape(-1), out.reshape(-1))
     return out
 
 
@@ -139,7 +145,7 @@ def sum_of_squares(values):
     if not values.flags.c_contiguous:
         flat = values.astype(np.float64).ravel()
         return float(np.dot(flat, flat))
-    return float(_sum_of_squares(_flat(values)))
+    return float(_sum_of_squares(values.reshape(-1)))
 
 
 def all_finite(values):
@@ -182,10 +188,10 @@ def sgd_update(
         checks.matching(caller, (("param", param), ("grad", grad)), outputs)
     kind = param.dtype.type
     mode = 0 if momentum == 0 else (1 if first_step else 2)
-    buf = param[:0].reshape(-1) if buf is None else _flat(buf)
+    buf = param[:0].reshape(-1) if buf is None else buf.reshape(-1)
     _sgd_update.pick(param.size)(
-        _flat(param),
-        _flat(grad),
+        param.reshape(-1),
+        grad.reshape(-1),
         buf,
         kind(-lr),
         kind(momentum),

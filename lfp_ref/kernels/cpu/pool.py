@@ -230,6 +230,32 @@ def _check_pool(caller, image_name, image, pooled_name, pooled, kernel_size, str
             f"{caller}: padding {padding} must be at most half the kernel size {kernel_size} "
             f"(at most ({kh // 2}, {kw // 2}))"
         )
+    try:  # the common case in a few attribute reads; the detailed checks below say what is wrong
+        batch, channels, height, width = image.shape
+        ho, wo = pool2d_output_size(height, width, kernel_size, stride, padding)
+        if (
+            ho >= 1
+            and wo >= 1
+            and image.dtype in checks.FLOAT_DTYPES
+            and pooled.dtype == image.dtype
+            and type(pooled.shape) is tuple
+            and pooled.shape == (batch, channels, ho, wo)
+            and image.flags.c_contiguous
+            and pooled.flags.c_contiguous
+        ):
+            return kernel_size, stride, padding
+    except (AttributeError, TypeError, ValueError):
+        pass
+    return _check_pool_arrays(
+        caller, image_name, image, pooled_name, pooled, kernel_size, stride, padding
+    )
+
+
+def _check_pool_arrays(
+    caller, image_name, image, pooled_name, pooled, kernel_size, stride, padding
+):
+    """The detailed array checks of :func:`_check_pool` (a checked geometry), which word every
+    error."""
     checks.ndim(caller, image_name, image, 4, "(B, C, H, W)")
     checks.float_array(caller, image_name, image)
     checks.contiguous(caller, image_name, image)
@@ -246,6 +272,11 @@ def _check_pool(caller, image_name, image, pooled_name, pooled, kernel_size, str
 
 
 def _writeable(caller, name, a):
+    try:
+        if a.flags.writeable:  # NumPy's flags; others go through checks.is_writeable
+            return
+    except AttributeError:
+        pass
     if not checks.is_writeable(a):
         raise ValueError(f"{caller}: {name} is written in place but is read-only")
 
