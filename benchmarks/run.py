@@ -707,16 +707,11 @@ def run_steps(name, dtype, repeats, peers, threads, processes):
 # ------------------------------------------------------------------------------------------
 
 
-def machine_info():
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "system": platform.platform()}
+def runtime_machine_info():
+    """:func:`lfp_ref.runtime.machine_info` (lfp_ref imported only when a report is made)."""
+    from lfp_ref.runtime import machine_info
+
+    return machine_info()
 
 
 def load_average():
@@ -1195,7 +1190,7 @@ def main(argv=None):
         "command": "python -m benchmarks.run "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-        "machine": machine_info(),
+        "machine": runtime_machine_info(),
         "versions": versions(),
         "threads": threads,
         "repeats": repeats,
@@ -1310,7 +1305,7 @@ def snn_only(args, snn_models, repeats):
         profiles[name] = run_worker(
             "snn_profile", {"model": name, "repeats": max(3, repeats // 3)}, args.threads, 3600
         )
-    machine = machine_info()
+    machine = runtime_machine_info()
     lines = [
         "# Spiking-network benchmarks",
         "",

@@ -61,8 +61,9 @@ TOY_NET = "figures.common:toy_net"
 # command line and folders
 
 
-def parser(doc):
-    """The common command line: ``--quick``, ``--smoke``, ``--workers``, ``--out``."""
+def parser(doc, data_root=None):
+    """The common command line: ``--quick``, ``--smoke``, ``--workers``, ``--out``, and
+    ``--data-root`` (a folder, default None) when ``data_root`` gives its help text."""
     p = argparse.ArgumentParser(
         description=doc.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -76,6 +77,8 @@ def parser(doc):
         help="worker processes for the training runs (default: the CPU count; 0: in this process)",
     )
     p.add_argument("--out", type=Path, default=None, help="output folder (default figures/out)")
+    if data_root is not None:
+        p.add_argument("--data-root", type=Path, default=None, help=data_root)
     return p
 
 

@@ -61,7 +61,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -71,6 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from figures import common  # noqa: E402
+from lfp_ref.runtime import machine_info  # noqa: E402
 
 NAME = "cost"
 #: full mode's epochs, the paper's 50: 54 minutes with --workers 4 on the 2 cores shared with
@@ -284,19 +284,6 @@ def measure_costs(configs, seconds, min_calls, eval_repeats, block, discard):
     return out
 
 
-def machine():
-    """The machine the timing ran on, in words and numbers."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "system": platform.platform()}
-
-
 def _load():
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -334,7 +321,7 @@ def costs(mode, folder, data_root=None, retime=False):
         "configs": configs,
         "timing": timing,
         "threads": "one Numba / BLAS thread (a spawned worker, as the sweep's)",
-        "machine": machine(),
+        "machine": machine_info(),
         "load_average_before_after": [load_before, _load()],
         "measured_at": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "seconds": time.perf_counter() - started,
@@ -574,12 +561,9 @@ def _bars(ax, model, by_key, record):
 
 
 def main(argv=None):
-    parser = common.parser(__doc__)
-    parser.add_argument(
-        "--data-root",
-        type=Path,
-        default=None,
-        help="folder holding mnist/ (default: LFP_REF_DATA or the user cache)",
+    parser = common.parser(
+        __doc__,
+        data_root="folder holding mnist/ (default: LFP_REF_DATA or the user cache)",
     )
     parser.add_argument(
         "--plot-only",

@@ -334,12 +334,9 @@ def plot(results, mode, folder, epochs, model="snn-mlp", data="mnist"):
 
 
 def main(argv=None):
-    parser = common.parser(__doc__)
-    parser.add_argument(
-        "--data-root",
-        type=Path,
-        default=None,
-        help="the folder of the data set's files (default: LFP_REF_DATA/<name>, the cache)",
+    parser = common.parser(
+        __doc__,
+        data_root="the folder of the data set's files (default: LFP_REF_DATA/<name>, the cache)",
     )
     parser.add_argument("--model", choices=MODELS, default="snn-mlp",
                         help="the spiking network (default: %(default)s)")  # fmt: skip

@@ -272,13 +272,10 @@ def plot(results, mode, folder, settings):
 
 
 def main(argv=None):
-    parser = common.parser(__doc__)
-    parser.add_argument(
-        "--data-root",
-        type=Path,
-        default=None,
-        help="folder holding the MNIST files (the runs' data_root; default: LFP_REF_DATA/mnist "
-        "or the user cache)",
+    parser = common.parser(
+        __doc__,
+        data_root="folder holding the MNIST files (the runs' data_root; default: "
+        "LFP_REF_DATA/mnist or the user cache)",
     )
     args = parser.parse_args(argv)
     mode = common.mode_of(args)

@@ -401,12 +401,9 @@ def _initial_acc(run):
 
 
 def main(argv=None):
-    parser = common.parser(__doc__)
-    parser.add_argument(
-        "--data-root",
-        type=Path,
-        default=None,
-        help="folder holding mnist/ (default: LFP_REF_DATA or the user cache)",
+    parser = common.parser(
+        __doc__,
+        data_root="folder holding mnist/ (default: LFP_REF_DATA or the user cache)",
     )
     args = parser.parse_args(argv)
     mode = common.mode_of(args)

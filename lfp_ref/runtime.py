@@ -18,7 +18,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import platform
 import sys
+from pathlib import Path
 
 #: allocations up to this size come from the heap and are reused (glibc's M_MMAP_THRESHOLD), and
 #: the heap is not trimmed back to the system below it (M_TRIM_THRESHOLD): 1 GiB covers every
@@ -54,3 +56,17 @@ def tune_allocator():
 
 
 __all__ = ["HEAP_LIMIT", "tune_allocator"]
+
+
+def machine_info():
+    """The machine a measurement ran on: ``{"cpu", "cores", "system"}`` (the CPU's model name from
+    /proc/cpuinfo where there is one), for the benchmark and figure reports."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "system": platform.platform()}
