@@ -432,11 +432,11 @@ def batch_folded(batch, chunk, n_out, fan_in, n_positions):
     return chunk < batch and n_out * fan_in * n_positions < FOLD_MAX_MACS
 
 
-def _folded_view(scratch, fan_in, n_samples, n_positions):
-    """The first ``fan_in * n_samples * n_positions`` entries of a C-contiguous scratch array as
-    a (fan_in, n_samples, n_positions) batch-folded matrix."""
-    return scratch.reshape(-1)[: fan_in * n_samples * n_positions].reshape(
-        fan_in, n_samples, n_positions
+def _folded_view(scratch, rows, n_samples, n_positions):
+    """The first ``rows * n_samples * n_positions`` entries of a C-contiguous scratch array as a
+    (rows, n_samples, n_positions) batch-folded array (columns: rows = C*kh*kw; z and v: O)."""
+    return scratch.reshape(-1)[: rows * n_samples * n_positions].reshape(
+        rows, n_samples, n_positions
     )
 
 
@@ -500,13 +500,15 @@ def conv2d_forward_samples(x, weight, bias, stride, padding, dilation, cols, out
     z3 = out.reshape(n_batch, n_out, -1)  # (B, O, Ho*Wo)
     swap = _swap_leading.pick(out.size)
     bias_entries = np.empty(0, x.dtype) if bias is None else bias  # the swap adds them
+    z_buffer = np.empty(n_out * chunk * n_pos if folded else 0, x.dtype)  # every chunk's z rows
     for start, stop in _chunks(n_batch, chunk):
         size = stop - start
         if folded:
             block = _folded_view(cols, fan_in, size, n_pos)
             im2col(x[start:stop], *geometry, block)
-            z_rows = np.matmul(w2, block.reshape(fan_in, -1))  # (O, S*Ho*Wo)
-            swap(z_rows.reshape(n_out, size, n_pos), bias_entries, z3[start:stop])
+            z_rows = _folded_view(z_buffer, n_out, size, n_pos)  # (O, S, Ho*Wo)
+            np.matmul(w2, block.reshape(fan_in, -1), out=z_rows.reshape(n_out, -1))
+            swap(z_rows, bias_entries, z3[start:stop])
             continue
         block = cols[:size]
         im2col(x[start:stop], *geometry, block)
@@ -559,12 +561,12 @@ def conv2d_vjp_samples(
     folded = batch_folded(n_batch, chunk, n_out, fan_in, n_pos)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = weight.shape[2:], stride, padding, dilation
     geometry = (kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
-    im2col = _im2col_samples.pick(chunk * fan_in * n_pos)  # as in the forward pass
-    col2im = _col2im_samples.pick(chunk * fan_in * n_pos)
     w2 = weight.reshape(n_out, -1)  # (O, C*kh*kw)
     v3 = v.reshape(n_batch, n_out, -1)  # (B, O, Ho*Wo)
     if folded:
         return _vjp_folded(x, v3, w2, geometry, cols, dcols, weight_out, input_out, chunk)
+    im2col = _im2col_samples.pick(chunk * fan_in * n_pos)  # as in the forward pass
+    col2im = _col2im_samples.pick(chunk * fan_in * n_pos)
     weight_t = np.zeros((w2.shape[1], n_out), weight.dtype)  # (C*kh*kw, O)
     for start, stop in _chunks(n_batch, chunk):
         size = stop - start
@@ -591,11 +593,12 @@ def _vjp_folded(x, v3, w2, geometry, cols, dcols, weight_out, input_out, chunk):
     swap = _swap_leading.pick(v3.size)
     no_bias = np.empty(0, x.dtype)
     weight_rows = np.zeros((n_out, fan_in), x.dtype)  # (O, C*kh*kw)
+    v_buffer = np.empty(n_out * chunk * n_pos, x.dtype)  # every chunk's v rows
     for start, stop in _chunks(n_batch, chunk):
         size = stop - start
         block = _folded_view(cols, fan_in, size, n_pos)
         im2col(x[start:stop], *geometry, block)
-        v_rows = np.empty((n_out, size, n_pos), x.dtype)
+        v_rows = _folded_view(v_buffer, n_out, size, n_pos)  # (O, S, Ho*Wo)
         swap(v3[start:stop], no_bias, v_rows)
         v_rows = v_rows.reshape(n_out, -1)  # (O, S*Ho*Wo)
         weight_rows += v_rows @ block.reshape(fan_in, -1).T
