@@ -47,6 +47,7 @@ GEMM over the chunk, ``z_rows = W2 @ cols`` (O, S*Ho*Wo), and z and v are swappe
 (S, O, Ho*Wo) and (O, S, Ho*Wo) by a copy of contiguous runs.
 """
 
+import numba
 import numpy as np
 from numba import prange
 
@@ -424,12 +425,23 @@ def col2im_samples(dcols, kernel_size, stride, padding, dilation, out, folded=Fa
 # the small VGG's (9.4M a sample) gained nothing or lost (up to 1.3x on the VJPs), and without
 # chunks the sample-major path reuses the forward's columns, which the folded one cannot.
 FOLD_MAX_MACS = 4 << 20
+# The one large GEMM wins by keeping both threads busy; in a process on one thread the
+# per-sample GEMMs are as fast and the swaps are extra work (measured, float64, 1 thread: the
+# paper LeNet's second convolution, chunked in float64, forward 1.47x, VJPs 1.26x; the spiking
+# CNN's 1.14x / 1.03x). Numba's thread count stands for the process's (the benchmarks and the
+# trainer set Numba's and OpenBLAS's alike).
+FOLD_MIN_THREADS = 2
 
 
 def batch_folded(batch, chunk, n_out, fan_in, n_positions):
     """Whether the chunked passes take the batch-folded GEMMs: the batch takes more than one
-    chunk and ``O * C*kh*kw * Ho*Wo`` (one sample's multiply-adds) is below FOLD_MAX_MACS."""
-    return chunk < batch and n_out * fan_in * n_positions < FOLD_MAX_MACS
+    chunk, ``O * C*kh*kw * Ho*Wo`` (one sample's multiply-adds) is below FOLD_MAX_MACS and
+    Numba runs at least FOLD_MIN_THREADS threads."""
+    return (
+        chunk < batch
+        and n_out * fan_in * n_positions < FOLD_MAX_MACS
+        and numba.get_num_threads() >= FOLD_MIN_THREADS
+    )
 
 
 def _folded_view(scratch, rows, n_samples, n_positions):
