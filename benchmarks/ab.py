@@ -12,6 +12,13 @@ The baseline checkout needs only its sources: it is imported with its root first
 with this interpreter (for a checkout from before the kernels moved into the package, link
 ``lfp_ref/kernels`` to its top-level ``kernels``).
 
+``--in-process``: both trees in ONE process per round instead, each imported under its own set
+of modules, their four steps (old and new LFP and GD) interleaved in blocks; the ratio is taken
+within the process. A process's luck (which core, which pages, the other threads' timing: up to
++-10 % from one process to the next on a 2-core VM) then hits both trees alike. The module sets
+are swapped into ``sys.modules`` before each step, so that an import inside a function finds its
+own tree's module (a dict update of ~100 entries, both trees alike).
+
 Every worker process gets lfp_ref.runtime's allocator setting (glibc keeps freed memory for
 reuse) whether or not the tree has it; ``LFP_REF_MALLOC=default`` compares with glibc's default.
 """
@@ -55,6 +62,83 @@ print(json.dumps({k: v["median"] for k, v in times.items()}))
 """
 
 
+_IN_PROCESS_WORKER = """
+import json, sys
+import ctypes, os
+if os.environ.get("LFP_REF_MALLOC", "").lower() != "default":
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallopt(-3, 1 << 30), libc.mallopt(-1, 1 << 30)
+import numpy as np
+here, name, dtype, repeats = sys.argv[1], sys.argv[2], np.dtype(sys.argv[3]), int(sys.argv[4])
+trees = dict(zip(("old", "new"), sys.argv[5:7]))
+sys.path.insert(0, here)
+from benchmarks.run import CLIP, LR, MOMENTUM, _interleaved
+sys.path[:] = [p for p in sys.path if p not in ("", here)]  # "": the working directory
+
+
+def ours(module_name):  # "kernels": the top-level package of checkouts before the move
+    return module_name.split(".")[0] in ("lfp_ref", "benchmarks", "kernels")
+
+
+def load(tree):
+    # a fresh import of the tree's lfp_ref and benchmarks.models, its models built and stepped
+    # once while its root is on sys.path (so that imports made inside functions come from it)
+    for key in [k for k in sys.modules if ours(k)]:
+        del sys.modules[key]
+    sys.path.insert(0, tree)
+    try:
+        from benchmarks import models
+        from lfp_ref import engine, optim
+
+        assert engine.__file__.startswith(tree), (engine.__file__, tree)
+        x, y = models.batch(name, dtype=dtype)
+        lfp_model, gd_model = models.build(name, dtype), models.build(name, dtype)
+        lfp_opt = optim.SGD(lfp_model, lr=LR, momentum=MOMENTUM)
+        gd_opt = optim.SGD(gd_model, lr=LR, momentum=MOMENTUM)
+        lfp_args, gd_args = (lfp_model, lfp_opt, x, y), (gd_model, gd_opt, x, y)
+        engine.lfp_step(*lfp_args, clip_norm=CLIP)
+        engine.gd_step(*gd_args, clip_norm=CLIP)
+    finally:
+        sys.path.remove(tree)
+    modules = {k: m for k, m in sys.modules.items() if ours(k)}
+
+    def lfp():
+        sys.modules.update(modules)
+        engine.lfp_step(*lfp_args, clip_norm=CLIP)
+
+    def gd():
+        sys.modules.update(modules)
+        engine.gd_step(*gd_args, clip_norm=CLIP)
+
+    return lfp, gd
+
+
+contenders = {}
+for label, tree in trees.items():
+    contenders[f"{label} LFP"], contenders[f"{label} GD"] = load(tree)
+times = _interleaved(contenders, repeats)
+print(json.dumps({k: v["median"] for k, v in times.items()}))
+"""
+
+
+def run_both(baseline, name, dtype, repeats, threads):
+    """One process with both trees (``--in-process``): {"old LFP": s, "new LFP": s, ...}."""
+    env = thread_env(threads)
+    env.pop("PYTHONPATH", None)
+    args = [str(ROOT), name, dtype, str(repeats), str(baseline), str(ROOT)]
+    done = subprocess.run(
+        [sys.executable, "-c", _IN_PROCESS_WORKER, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{name} {dtype} (both trees) failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run_tree(tree, name, dtype, repeats, threads):
     env = thread_env(threads)
     env["PYTHONPATH"] = str(tree)
@@ -79,6 +163,11 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--models", default=",".join(MODEL_ORDER))
     parser.add_argument("--dtypes", default="float32,float64")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="both trees in one process per round (default: a process per tree and round)",
+    )
     args = parser.parse_args(argv)
     rows = []
     print("| model | dtype | step | old ms | new ms | new/old (median, range) |")
@@ -87,6 +176,11 @@ def main(argv=None):
         for dtype in args.dtypes.split(","):
             old, new = [], []
             for r in range(args.rounds):
+                if args.in_process:
+                    both = run_both(args.baseline, name, dtype, args.repeats, args.threads)
+                    for label, out in (("old", old), ("new", new)):
+                        out.append({step: both[f"{label} {step}"] for step in ("LFP", "GD")})
+                    continue
                 order = (args.baseline, ROOT) if r % 2 == 0 else (ROOT, args.baseline)
                 for tree in order:
                     result = run_tree(tree, name, dtype, args.repeats, args.threads)
