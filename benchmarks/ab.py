@@ -121,38 +121,33 @@ print(json.dumps({k: v["median"] for k, v in times.items()}))
 """
 
 
+def _worker(code, args, cwd, env, what):
+    """Run a worker script in a fresh process; its last line of output, as JSON."""
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def run_both(baseline, name, dtype, repeats, threads):
     """One process with both trees (``--in-process``): {"old LFP": s, "new LFP": s, ...}."""
     env = thread_env(threads)
     env.pop("PYTHONPATH", None)
     args = [str(ROOT), name, dtype, str(repeats), str(baseline), str(ROOT)]
-    done = subprocess.run(
-        [sys.executable, "-c", _IN_PROCESS_WORKER, *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{name} {dtype} (both trees) failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _worker(_IN_PROCESS_WORKER, args, ROOT, env, f"{name} {dtype} (both trees)")
 
 
 def run_tree(tree, name, dtype, repeats, threads):
     env = thread_env(threads)
     env["PYTHONPATH"] = str(tree)
-    done = subprocess.run(
-        [sys.executable, "-c", _WORKER, name, dtype, str(repeats)],
-        cwd=tree,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=1800,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"{tree}: {name} {dtype} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return _worker(_WORKER, [name, dtype, str(repeats)], tree, env, f"{tree}: {name} {dtype}")
 
 
 def main(argv=None):
