@@ -694,8 +694,7 @@ def run_steps(name, dtype, repeats, peers, threads, processes, lfprop=True):
     step can run 1.5x slower in one process than in the next, for lfp_ref and torch alike; one
     process per configuration would report that luck of the draw.) ``lfprop``: whether the
     peers include lfprop's step (torch's always)."""
-    config = {"model": name, "dtype": dtype, "repeats": repeats, "peers": peers}
-    config["lfprop"] = lfprop
+    config = {"model": name, "dtype": dtype, "repeats": repeats, "peers": peers, "lfprop": lfprop}
     runs = [
         run_worker("steps", {**config, "threads": threads}, threads, 1800) for _ in range(processes)
     ]
