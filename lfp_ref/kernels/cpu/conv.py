@@ -428,8 +428,8 @@ FOLD_MAX_MACS = 4 << 20
 # The one large GEMM wins by keeping both threads busy; in a process on one thread the
 # per-sample GEMMs are as fast and the swaps are extra work (measured, float64, 1 thread: the
 # paper LeNet's second convolution, chunked in float64, forward 1.47x, VJPs 1.26x; the spiking
-# CNN's 1.14x / 1.03x). Numba's thread count stands for the process's (the benchmarks and the
-# trainer set Numba's and OpenBLAS's alike).
+# CNN's 1.14x / 1.03x). Numba's thread count stands for the process's: both it and OpenBLAS's
+# default to the cores, and the benchmarks set the two alike.
 FOLD_MIN_THREADS = 2
 
 
