@@ -6,7 +6,7 @@ import json
 from benchmarks import ab
 
 
-def test_in_process_times_both_trees_steps_in_one_worker(capsys):
+def test_in_process_times_both_trees_steps_in_one_worker():
     both = ab.run_both(ab.ROOT, "mlp-256", "float32", repeats=1, threads=1)
     assert sorted(both) == ["new GD", "new LFP", "old GD", "old LFP"]
     assert all(0 < seconds < 1 for seconds in both.values())
