@@ -326,10 +326,12 @@ def test_batch_folded_im2col_and_its_adjoint(rng, cfg, dtype):
 
 def test_batch_folded_only_for_chunked_batches_of_small_products_on_threads(monkeypatch):
     monkeypatch.setattr(K, "FOLD_MAX_MACS", 1000)
+    monkeypatch.setattr(K, "FOLD_MAX_POSITIONS", 20)
     monkeypatch.setattr(K, "FOLD_MIN_THREADS", 1)
     assert K.batch_folded(10, 5, n_out=4, fan_in=10, n_positions=20)  # 800 a sample, 2 chunks
     assert not K.batch_folded(10, 10, n_out=4, fan_in=10, n_positions=20)  # one chunk
     assert not K.batch_folded(10, 5, n_out=5, fan_in=10, n_positions=20)  # 1000 a sample
+    assert not K.batch_folded(10, 5, n_out=2, fan_in=10, n_positions=21)  # 21 positions
     # a process on fewer threads than FOLD_MIN_THREADS keeps the per-sample GEMMs
     monkeypatch.setattr(K, "FOLD_MIN_THREADS", numba.get_num_threads() + 1)
     assert not K.batch_folded(10, 5, n_out=4, fan_in=10, n_positions=20)
@@ -346,6 +348,7 @@ def test_chunked_passes_match_the_oracle(rng, cfg, per_chunk, folded, monkeypatc
     monkeypatch.setattr(K, "WHOLE_BATCH_BYTES", 0)
     monkeypatch.setattr(K, "CHUNK_BYTES", per_chunk * layer.fan_in * ho * wo * x.itemsize)
     monkeypatch.setattr(K, "FOLD_MAX_MACS", np.inf if folded else 0)
+    monkeypatch.setattr(K, "FOLD_MAX_POSITIONS", np.inf)
     monkeypatch.setattr(K, "FOLD_MIN_THREADS", 1)  # whatever the machine's thread count
     assert K.samples_per_chunk(5, layer.fan_in, ho * wo, x.itemsize) == per_chunk
     n_macs = (layer.out_channels, layer.fan_in, ho * wo)

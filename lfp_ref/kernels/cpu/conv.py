@@ -41,10 +41,10 @@ arrays with unsigned offsets: with signed offsets numba checks for negative indi
 does not vectorise the run (measured: 5x slower).
 
 The batch-folded path. When the batch takes several chunks and one sample's GEMMs are small
-(:func:`batch_folded`), a chunk's column matrices are laid side by side instead,
-``cols[(c*kh + i)*kw + j, s, oh*Wo + ow]`` (C*kh*kw, S, Ho*Wo), so that each contraction is one
-GEMM over the chunk, ``z_rows = W2 @ cols`` (O, S*Ho*Wo), and z and v are swapped between
-(S, O, Ho*Wo) and (O, S, Ho*Wo) by a copy of contiguous runs.
+and short (few output positions; :func:`batch_folded`), a chunk's column matrices are laid side
+by side instead, ``cols[(c*kh + i)*kw + j, s, oh*Wo + ow]`` (C*kh*kw, S, Ho*Wo), so that each
+contraction is one GEMM over the chunk, ``z_rows = W2 @ cols`` (O, S*Ho*Wo), and z and v are
+swapped between (S, O, Ho*Wo) and (O, S, Ho*Wo) by a copy of contiguous runs.
 """
 
 import numba
@@ -416,14 +416,19 @@ def col2im_samples(dcols, kernel_size, stride, padding, dilation, out, folded=Fa
     return out
 
 
-# Batch-folded GEMMs. When the batch is cut into chunks and one sample's product is small, the
-# chunk's column matrices are laid side by side, (C*kh*kw, S*Ho*Wo), and each pass is ONE GEMM
-# per chunk instead of one per sample, at the price of swapping the two leading axes of z and v
-# ((S, O, P) <-> (O, S, P), a copy of contiguous runs of P). Measured with 2 threads, float32:
-# the spiking CNN's second convolution (12 -> 64 channels, 5x5, 8x8 outputs, 960 samples of
-# T x B; 1.2M multiply-adds a sample) forward 37-44 -> 27-28 ms, both VJPs 56-89 -> 47-54 ms;
-# the small VGG's (9.4M a sample) gained nothing or lost (up to 1.3x on the VJPs), and without
-# chunks the sample-major path reuses the forward's columns, which the folded one cannot.
+# Batch-folded GEMMs. When the batch is cut into chunks and one sample's products are short
+# (few output positions), a chunk's column matrices are laid side by side, (C*kh*kw, S*Ho*Wo),
+# and each pass is ONE GEMM per chunk instead of one per sample, at the price of swapping the
+# two leading axes of z and v ((S, O, P) <-> (O, S, P), a copy of contiguous runs of P).
+# Measured with 2 threads, forward + VJPs in one process, folded / sample-major:
+# - 8x8 outputs win: the spiking CNN's second convolution (12 -> 64 channels, 5x5, 960 samples
+#   of T x B) 0.86 (float32) and 0.92 (float64), the paper LeNet's second in float64 0.99;
+# - 16x16 and more lose: the spiking CNN's first (24x24) 1.53 / 1.45, resnet-small's 16 -> 16
+#   (32x32) 1.32 / 1.36, its 32 -> 32 (16x16) 1.05 / 1.05, its stride-2 16 -> 32 (16x16, chunked
+#   in float64) 1.69; the small VGG's (9.4M multiply-adds a sample) up to 1.3x on the VJPs.
+# Hence both bounds: at most FOLD_MAX_POSITIONS output positions and FOLD_MAX_MACS a sample.
+# Without chunks the sample-major path reuses the forward's columns, which the folded one cannot.
+FOLD_MAX_POSITIONS = 128
 FOLD_MAX_MACS = 4 << 20
 # The one large GEMM wins by keeping both threads busy; in a process on one thread the
 # per-sample GEMMs are as fast and the swaps are extra work (measured, float64, 1 thread: the
@@ -435,10 +440,12 @@ FOLD_MIN_THREADS = 2
 
 def batch_folded(batch, chunk, n_out, fan_in, n_positions):
     """Whether the chunked passes take the batch-folded GEMMs: the batch takes more than one
-    chunk, ``O * C*kh*kw * Ho*Wo`` (one sample's multiply-adds) is below FOLD_MAX_MACS and
-    Numba runs at least FOLD_MIN_THREADS threads."""
+    chunk, one sample has at most FOLD_MAX_POSITIONS output positions (``Ho*Wo``) and fewer
+    than FOLD_MAX_MACS multiply-adds (``O * C*kh*kw * Ho*Wo``), and Numba runs at least
+    FOLD_MIN_THREADS threads."""
     return (
         chunk < batch
+        and n_positions <= FOLD_MAX_POSITIONS
         and n_out * fan_in * n_positions < FOLD_MAX_MACS
         and numba.get_num_threads() >= FOLD_MIN_THREADS
     )
