@@ -195,6 +195,26 @@ def test_maxpool_2x2_fast_path_matches_the_general_kernel_with_nans_and_ties(rng
     np.testing.assert_array_equal(fast[1], general[1])
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("stride", [1, 3])
+def test_global_avgpool_fast_path_matches_the_general_kernel(rng, dtype, stride):
+    # a window over the whole plane takes the one-run kernels, with the general kernel's
+    # operations in its order: identical results, through the public wrappers too
+    x = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
+    v = rng.standard_normal((3, 4, 1, 1)).astype(dtype)
+    assert K._is_global(x.shape, (5, 6), (0, 0))
+    assert not K._is_global(x.shape, (5, 5), (0, 0)) and not K._is_global(x.shape, (5, 6), (1, 0))
+    general = np.empty_like(v), np.empty_like(x)
+    K._avgpool2d_forward.serial(x, 5, 6, stride, stride, 0, 0, general[0])
+    K._avgpool2d_vjp.serial(v, 5, 6, stride, stride, 0, 0, general[1])
+    fast = K.avgpool2d_forward(x, (5, 6), (stride, stride), (0, 0), np.empty_like(v))
+    np.testing.assert_array_equal(fast, general[0])
+    rtol = 1e-5 if dtype == np.float32 else 1e-14
+    np.testing.assert_allclose(fast[:, :, 0, 0], x.astype(np.float64).mean(axis=(2, 3)), rtol)
+    fast_vjp = K.avgpool2d_vjp(v, (5, 6), (stride, stride), (0, 0), np.empty_like(x))
+    np.testing.assert_array_equal(fast_vjp, general[1])
+
+
 def test_maxpool_is_not_a_linear_layer():
     layer = MaxPool2d((2, 3), stride=(1, 2))
     assert not isinstance(layer, LinearLayer)
@@ -248,6 +268,7 @@ def true_parallel_builds():
     # served the serial build's numba disk-cache entry
     names = ("_avgpool2d_forward", "_avgpool2d_vjp", "_maxpool2d_forward", "_route_to_argmax")
     names_2x2 = ("_avgpool2d_forward_2x2", "_avgpool2d_vjp_2x2", "_maxpool2d_forward_2x2")
+    names_2x2 += ("_avgpool2d_forward_global", "_avgpool2d_vjp_global")
     return {name: numba.njit(parallel=True)(getattr(K, name).py_func) for name in names + names_2x2}
 
 
@@ -282,6 +303,9 @@ def test_true_parallel_kernels_match_serial(rng, dtype, true_parallel_builds):
     calls["_maxpool2d_forward_2x2"] = lambda f: _run(
         f, x2, out=(new(v2.shape), new(v2.shape, np.int64))
     )
+    calls["_avgpool2d_forward_global"] = lambda f: _run(f, x2, out=(new((7, 3, 1, 1)),))
+    v1 = x2[:, :, :1, :1].copy()
+    calls["_avgpool2d_vjp_global"] = lambda f: _run(f, v1, out=(new(x2.shape),))
     for name, call in calls.items():
         expected = call(getattr(K, name).serial)
         actual = call(true_parallel_builds[name])

@@ -84,6 +84,36 @@ def _avgpool2d_vjp(v, kh, kw, sh, sw, ph, pw, out):
 
 
 @kernel
+def _avgpool2d_forward_global(x, out):
+    # one window over the whole plane (a global average pool): the general kernel's sum, taps in
+    # row-major order from 0, divided by H*W; one run instead of H*W one-element runs
+    n_batch, n_chan, height, width = x.shape
+    x_flat = x.reshape(-1)
+    out_flat = out.reshape(-1)
+    size = height * width
+    for plane in prange(n_batch * n_chan):
+        start = np.uint64(plane * size)
+        total = out_flat.dtype.type(0)
+        for t in range(np.uint64(size)):
+            total += x_flat[start + t]
+        out_flat[plane] = total / size
+
+
+@kernel
+def _avgpool2d_vjp_global(v, out):
+    # v / (H*W) in every entry of the plane, as the general kernel's 0 + v / count
+    n_batch, n_chan, height, width = out.shape
+    v_flat = v.reshape(-1)
+    out_flat = out.reshape(-1)
+    size = height * width
+    for plane in prange(n_batch * n_chan):
+        share = v_flat[plane] / size
+        start = np.uint64(plane * size)
+        for t in range(np.uint64(size)):
+            out_flat[start + t] = share
+
+
+@kernel
 def _maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, out, argmax):
     n_batch, n_chan, height, width = x.shape
     ho, wo = out.shape[2], out.shape[3]
@@ -207,6 +237,11 @@ def _maxpool2d_forward_2x2(x, out, argmax):
                 )
 
 
+def _is_global(image_shape, kernel_size, padding):
+    """Whether the one window covers the whole unpadded plane (output 1x1)."""
+    return tuple(kernel_size) == tuple(image_shape[2:]) and tuple(padding) == (0, 0)
+
+
 def _is_2x2(kernel_size, stride, padding):
     return tuple(kernel_size) == (2, 2) and tuple(stride) == (2, 2) and tuple(padding) == (0, 0)
 
@@ -289,6 +324,8 @@ def avgpool2d_forward(x, kernel_size, stride, padding, out):
     kernel_size, stride, padding = geometry
     if _is_2x2(kernel_size, stride, padding):
         _avgpool2d_forward_2x2.pick(x.size)(x, out)
+    elif _is_global(x.shape, kernel_size, padding):
+        _avgpool2d_forward_global.pick(x.size)(x, out)
     else:
         _avgpool2d_forward.pick(x.size)(x, *kernel_size, *stride, *padding, out)
     return out
@@ -302,6 +339,8 @@ def avgpool2d_vjp(v, kernel_size, stride, padding, out):
     kernel_size, stride, padding = geometry
     if _is_2x2(kernel_size, stride, padding):
         _avgpool2d_vjp_2x2.pick(out.size)(v, out)
+    elif _is_global(out.shape, kernel_size, padding):
+        _avgpool2d_vjp_global.pick(out.size)(v, out)
     else:
         _avgpool2d_vjp.pick(out.size)(v, *kernel_size, *stride, *padding, out)
     return out
