@@ -95,7 +95,7 @@ def multiply(a, b, out):
 
 @kernel(reassociate=True)
 def _sum_of_squares(values):
-    # sum v^2 in float64; the only reassociated kernel (see _jit): the order of the terms is free
+    # sum v^2 in float64, reassociated (see _jit): the order of the terms is free
     total = 0.0
     for i in range(values.size):
         v = np.float64(values[i])
