@@ -17,6 +17,10 @@ lenet-paper    128    conv 1->16 k5, ReLU, maxpool 2, conv 16->16 k5, ReLU, maxp
                       "lenet", its Dropouts drawing from the init Generator)
 vgg-small      64     3x32x32: conv 3->32, 32->32 (k3 p1), ReLU each, maxpool 2, conv 32->64,
                       64->64, maxpool 2, 4096-256, ReLU, 256-10 ("vgg-small" without Dropout)
+resnet-small   64     3x32x32: conv 3->16 k3 p1, BatchNorm, ReLU; a residual block 16->16 (two
+                      conv k3 p1 with BatchNorm); a stride-2 block 16->32 with a 1x1 conv-BN
+                      shortcut; ReLU after each block, global avgpool, 32-10 ("resnet-small",
+                      BatchNorm in train mode)
 =============  =====  ==========================================================================
 """
 
@@ -25,8 +29,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lfp_ref import zoo
-from lfp_ref.layers.base import WeightedLayer
-from lfp_ref.layers.containers import Sequential
 from lfp_ref.layers.conv import Conv2d
 from lfp_ref.layers.dense import Dense
 
@@ -47,6 +49,7 @@ MODELS = {
     "lenet-5": Spec("lenet-5", (1, 28, 28), 64),
     "lenet-paper": Spec("lenet", (1, 28, 28), 128, {"dropout_rng": "shared"}),
     "vgg-small": Spec("vgg-small", (3, 32, 32), 64, {"widths": (32, 64), "dropout": 0.0}),
+    "resnet-small": Spec("resnet-small", (3, 32, 32), 64, {"widths": (16, 32)}),
 }
 
 
@@ -91,25 +94,33 @@ def batch(name, batch_size=None, dtype=np.float32, seed=0, input_shape=None):
     return x, y
 
 
+def _contraction_flops(model, x):
+    """``[(layer, FLOPs)]`` for every Dense and Conv2d use in one forward pass at input ``x``,
+    in the order of the model's layers (residual branches included): Dense ``2 B I O``, Conv2d
+    ``2 B O Ho Wo C kh kw``."""
+    model.clear_caches()
+    model.forward(x)
+    found = []
+    for _, layer in model.named_layers():
+        if not isinstance(layer, (Dense, Conv2d)):
+            continue
+        for _ in range(layer.uses):
+            layer.begin_reverse()
+            z = layer.cached_output
+            fan_in = layer.in_features if isinstance(layer, Dense) else layer.fan_in
+            found.append((layer, 2 * z.size * fan_in))
+    model.clear_caches()
+    return found
+
+
 def gemm_flops(model, x):
     """FLOPs of the forward pass's contractions (2 per multiply-add) for input ``x``: Dense
     ``2 B I O``, Conv2d ``2 B O Ho Wo C kh kw``. Runs one forward pass to get the shapes."""
-    flops = 0
-    for layer in model.layers:
-        z = layer.forward(x)
-        if isinstance(layer, Dense):
-            flops += 2 * x.shape[0] * layer.in_features * layer.out_features
-        elif isinstance(layer, Conv2d):
-            flops += 2 * z.size * layer.fan_in
-        x = z
-    return flops
+    return sum(flops for _, flops in _contraction_flops(model, x))
 
 
 def training_gemm_flops(model, x):
     """FLOPs of the contractions one training step needs: 3x the forward's (forward, weight VJP,
     input VJP) less the first layer's input VJP, which nothing uses."""
-    first = next(layer for layer in model.layers if isinstance(layer, WeightedLayer))
-    first_model = Sequential(*model.layers[: model.layers.index(first) + 1])
-    before = Sequential(*model.layers[: model.layers.index(first)])
-    first_flops = gemm_flops(first_model, x) - (gemm_flops(before, x) if before.layers else 0)
-    return 3 * gemm_flops(model, x) - first_flops
+    found = _contraction_flops(model, x)
+    return 3 * sum(flops for _, flops in found) - found[0][1]

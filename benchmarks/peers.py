@@ -55,10 +55,16 @@ def as_tensors(x, y):
 
 def lfprop_step(model, lr, momentum, clip_norm, eps=1e-6, device="cpu"):
     """A function ``step(x, y)`` doing one lfprop LFP training step on ``model`` (in place);
-    ``device``: where lfprop's reward is built (the model's and the batch's device)."""
+    ``device``: where lfprop's reward is built (the model's and the batch's device). The
+    additions of residual blocks become lfprop's own Sum, the only one its rule splits."""
     import torch
+    from lfprop.model.custom_resnet import Sum as LfpropSum
     from lfprop.propagation import propagator_lxt
     from lfprop.rewards import reward_functions
+
+    from lfp_ref.verify.peers import _replace_sums
+
+    _replace_sums(model, LfpropSum)
 
     composite = propagator_lxt.LFPEpsilonComposite(epsilon=eps)
     reward_fn = reward_functions.SoftmaxLossReward(device=device)

@@ -32,6 +32,13 @@ def median_seconds(fn, repeats, warmup=3):
     return float(np.median(times))
 
 
+def one_line(layer, width=90):
+    """The layer's repr on one line (a table cell), cut to ``width`` characters: a block's
+    repr lists its children over several lines."""
+    text = " ".join(repr(layer).split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def layer_table(model, x, y, repeats):
     """Rows ``(index, layer, forward s, feedback s, backward s)``; feedback and backward of a
     layer run at its output's reward/gradient from one full pass."""
@@ -55,7 +62,7 @@ def layer_table(model, x, y, repeats):
             lambda layer=layer, r_out=r_out: layer.feedback(r_out, lambda _: rule), repeats
         )
         backward = median_seconds(lambda layer=layer, r_out=r_out: layer.backward(r_out), repeats)
-        rows.append((index, repr(layer), forward, feedback, backward))
+        rows.append((index, one_line(layer), forward, feedback, backward))
     return rows
 
 

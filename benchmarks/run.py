@@ -39,7 +39,7 @@ ROOT = HERE.parent
 RESULTS = HERE / "RESULTS.md"
 SCALING_PNG = HERE / "scaling.png"
 
-MODEL_ORDER = ("mlp-1000", "mlp-256", "lenet-5", "lenet-paper", "vgg-small")
+MODEL_ORDER = ("mlp-1000", "mlp-256", "lenet-5", "lenet-paper", "vgg-small", "resnet-small")
 #: SGD as in the paper's experiments: momentum 0.9, global-norm clipping at 3.0
 LR, MOMENTUM, CLIP = 1e-3, 0.9, 3.0
 #: targets of issue 5 (float32, ratios measured in the same run); the paper LeNet has no lfprop
@@ -1320,7 +1320,7 @@ def main(argv=None):
     say("profile ...")
     report["profiles"] = [
         run_worker("profile", {"model": name, "repeats": repeats}, threads, 1200)["lines"]
-        for name in ("mlp-1000", "lenet-5", "vgg-small")
+        for name in ("mlp-1000", "lenet-5", "vgg-small", "resnet-small")
         if name in models
     ]
     report["load_after"] = load_average()
