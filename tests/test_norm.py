@@ -488,3 +488,32 @@ def test_vjp_without_the_input_part(rng, training):
     assert sorted(grads) == ["bias", "weight"]
     for name in full:
         np.testing.assert_array_equal(grads[name], full[name])
+
+
+@DTYPES
+def test_float64_sums_run_in_index_order_and_float32_sums_may_be_reassociated(rng, dtype):
+    """float64 statistics are the strict kernels' (the order the CUDA twins reproduce bit for
+    bit: a plain left-to-right sum); float32 input goes to the reassociated builds, whose
+    float64 sums of the (exact) float32 values agree with the oracle to float64 rounding."""
+    x = make_input(rng, (7, 3, 40), dtype)
+    v = rng.normal(size=x.shape).astype(dtype)
+    mean, var_sum = kernels.channel_stats(x, np.empty(3), np.empty(3))
+    inv_std = 1 / np.sqrt(var_sum / 280 + 1e-5)
+    sum_v, sum_v_xhat = kernels.channel_vjp_sums(v, x, mean, inv_std, np.empty(3), np.empty(3))
+    picked = kernels._sums_for(np.dtype(dtype), "strict", "reassociated")
+    assert picked == ("reassociated" if dtype == np.float32 else "strict")
+    if dtype == np.float64:
+        left_to_right = np.empty(3)
+        for c in range(3):
+            total = 0.0
+            for value in x[:, c, :].ravel():
+                total += float(value)
+            left_to_right[c] = total / 280
+        np.testing.assert_array_equal(mean, left_to_right)
+    expected_mean = x.astype(np.float64).mean(axis=(0, 2))
+    expected_var_sum = ((x - expected_mean[None, :, None]) ** 2).sum(axis=(0, 2))
+    xhat = (x - mean[None, :, None]) * inv_std[None, :, None]
+    np.testing.assert_allclose(mean, expected_mean, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(var_sum, expected_var_sum, rtol=1e-12)
+    np.testing.assert_allclose(sum_v, v.astype(np.float64).sum(axis=(0, 2)), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(sum_v_xhat, (v * xhat).sum(axis=(0, 2)), rtol=1e-12, atol=1e-12)

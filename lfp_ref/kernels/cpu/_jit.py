@@ -55,9 +55,9 @@ def _renamed(fn, suffix):
 
 
 # The one exception to "fastmath off": a reduction whose order of terms its contract leaves open
-# (a sum of squares for a norm, BatchNorm's per-channel sums) may be reassociated, which lets
-# LLVM vectorise it (measured 3x on a float32 sum of squares accumulated in float64). Only the
-# "reassoc" flag: no assumptions about signs, zeros, NaN or inf.
+# (a sum of squares for a norm, BatchNorm's float32 per-channel sums) may be reassociated, which
+# lets LLVM vectorise it (measured 3x on a float32 sum of squares accumulated in float64). Only
+# the "reassoc" flag: no assumptions about signs, zeros, NaN or inf.
 _REASSOCIATE = {"reassoc"}
 
 

@@ -14,10 +14,11 @@ i.e. double), and it keeps float32 statistics of large batches accurate. Element
 (xhat, z, J^T v) are written in the dtype of their ``out`` array. The VJP kernels recompute xhat
 in float64 from x instead of reading a float32-rounded copy: for float32 that keeps J^T v at about
 one float32 rounding even where it nearly cancels (n = 2 per channel, xhat ~ +-1).
-The two reductions are compiled with ``reassociate=True`` (see ``_jit``): the order of the terms
-of a channel's sum is left to the compiler, which vectorises them (measured, 64 x 16 x 1024,
-2 threads: the statistics 1.04 -> 0.27 ms in float32, 0.97 -> 0.33 in float64); the contract
-fixes float64 accumulation and the two passes, not an order, and torch's kernel sums in its own.
+Order of the sums. For float64 input (the verification dtype) each channel's sums run in index
+order, which the CUDA twins reproduce bit for bit. For float32 input the same kernels are built
+with ``reassociate=True`` (see ``_jit``): the order of the terms is left to the compiler, which
+vectorises them (measured, 64 x 16 x 1024, 2 threads: the statistics 1.04 -> 0.27 ms, the VJP
+sums 0.91 -> 0.31 ms); the contract fixes float64 accumulation and the two passes, not an order.
 
 Parallelism: reductions run ``prange`` over channels (each channel's sum is written by exactly one
 iteration: no shared ``+=``); elementwise passes run ``prange`` over the (b, c) rows they write.
@@ -30,7 +31,7 @@ from .. import checks
 from ._jit import kernel
 
 
-@kernel(reassociate=True)
+@kernel
 def _channel_stats(x, mean, var_sum):
     # mean_c = sum x / n;  var_sum_c = sum (x - mean_c)^2, both in float64
     nb, nc, ns = x.shape
@@ -67,7 +68,7 @@ def _normalize_affine(x, mean, inv_std, scale, shift, xhat, out):
             out[b, c, s] = normalized * g + h
 
 
-@kernel(reassociate=True)
+@kernel
 def _channel_vjp_sums(v, x, mean, inv_std, sum_v, sum_v_xhat):
     # sum_v_c = sum v;  sum_v_xhat_c = sum v * xhat, both in float64, xhat recomputed in float64
     nb, nc, ns = v.shape
@@ -83,6 +84,16 @@ def _channel_vjp_sums(v, x, mean, inv_std, sum_v, sum_v_xhat):
                 weighted += vi * ((x[b, c, s] - m) * k)
         sum_v[c] = total
         sum_v_xhat[c] = weighted
+
+
+# the float32 builds of the two reductions (see "Order of the sums" above)
+_channel_stats_reassociated = kernel(_channel_stats.py_func, reassociate=True)
+_channel_vjp_sums_reassociated = kernel(_channel_vjp_sums.py_func, reassociate=True)
+
+
+def _sums_for(dtype, strict, reassociated):
+    """The reduction kernel for input of ``dtype``: reassociated for float32, else strict."""
+    return reassociated if dtype == np.float32 else strict
 
 
 @kernel
@@ -149,7 +160,8 @@ def channel_stats(x, mean, var_sum):
     """
     written = ("mean", "var_sum")
     _check("channel_stats", (("x", x),), (("mean", mean), ("var_sum", var_sum)), (), written)
-    _channel_stats.pick(x.size)(_as3d(x), mean, var_sum)
+    stats = _sums_for(x.dtype, _channel_stats, _channel_stats_reassociated)
+    stats.pick(x.size)(_as3d(x), mean, var_sum)
     return mean, var_sum
 
 
@@ -177,7 +189,8 @@ def channel_vjp_sums(v, x, mean, inv_std, sum_v, sum_v_xhat):
     channels = (("mean", mean), ("inv_std", inv_std), ("sum_v", sum_v), ("sum_v_xhat", sum_v_xhat))
     written = ("sum_v", "sum_v_xhat")
     _check("channel_vjp_sums", (("v", v), ("x", x)), channels, (), written)
-    _channel_vjp_sums.pick(v.size)(_as3d(v), _as3d(x), mean, inv_std, sum_v, sum_v_xhat)
+    sums = _sums_for(v.dtype, _channel_vjp_sums, _channel_vjp_sums_reassociated)
+    sums.pick(v.size)(_as3d(v), _as3d(x), mean, inv_std, sum_v, sum_v_xhat)
     return sum_v, sum_v_xhat
 
 
