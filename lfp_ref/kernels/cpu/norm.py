@@ -14,6 +14,7 @@ i.e. double), and it keeps float32 statistics of large batches accurate. Element
 (xhat, z, J^T v) are written in the dtype of their ``out`` array. The VJP kernels recompute xhat
 in float64 from x instead of reading a float32-rounded copy: for float32 that keeps J^T v at about
 one float32 rounding even where it nearly cancels (n = 2 per channel, xhat ~ +-1).
+
 Order of the sums. For float64 input (the verification dtype) each channel's sums run in index
 order, which the CUDA twins reproduce bit for bit. For float32 input the same kernels are built
 with ``reassociate=True`` (see ``_jit``): the order of the terms is left to the compiler, which
