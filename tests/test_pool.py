@@ -267,9 +267,10 @@ def true_parallel_builds():
     # as in test_conv: compile real parallel builds, uncached, since _jit's ``.parallel`` may be
     # served the serial build's numba disk-cache entry
     names = ("_avgpool2d_forward", "_avgpool2d_vjp", "_maxpool2d_forward", "_route_to_argmax")
-    names_2x2 = ("_avgpool2d_forward_2x2", "_avgpool2d_vjp_2x2", "_maxpool2d_forward_2x2")
-    names_2x2 += ("_avgpool2d_forward_global", "_avgpool2d_vjp_global")
-    return {name: numba.njit(parallel=True)(getattr(K, name).py_func) for name in names + names_2x2}
+    fast_paths = ("_avgpool2d_forward_2x2", "_avgpool2d_vjp_2x2", "_maxpool2d_forward_2x2")
+    fast_paths += ("_avgpool2d_forward_global", "_avgpool2d_vjp_global")
+    builds = names + fast_paths
+    return {name: numba.njit(parallel=True)(getattr(K, name).py_func) for name in builds}
 
 
 def _run(kernel_fn, *args, out):

@@ -423,9 +423,10 @@ def col2im_samples(dcols, kernel_size, stride, padding, dilation, out, folded=Fa
 # Measured with 2 threads, forward + VJPs in one process, folded / sample-major:
 # - 8x8 outputs win: the spiking CNN's second convolution (12 -> 64 channels, 5x5, 960 samples
 #   of T x B) 0.86 (float32) and 0.92 (float64), the paper LeNet's second in float64 0.99;
-# - 16x16 and more lose: the spiking CNN's first (24x24) 1.53 / 1.45, resnet-small's 16 -> 16
-#   (32x32) 1.32 / 1.36, its 32 -> 32 (16x16) 1.05 / 1.05, its stride-2 16 -> 32 (16x16, chunked
-#   in float64) 1.69; the small VGG's (9.4M multiply-adds a sample) up to 1.3x on the VJPs.
+# - 16x16 and more lose: a 1 -> 12, 5x5 layer (24x24 outputs) over 960 samples 1.53 / 1.45
+#   (the spiking CNN's first layer, were it chunked), resnet-small's 16 -> 16 (32x32) 1.32 /
+#   1.36, its 32 -> 32 (16x16) 1.05 / 1.05, its stride-2 16 -> 32 (16x16, chunked in float64)
+#   1.69; the small VGG's (9.4M multiply-adds a sample) up to 1.3x on the VJPs.
 # Hence both bounds: at most FOLD_MAX_POSITIONS output positions and FOLD_MAX_MACS a sample.
 # Without chunks the sample-major path reuses the forward's columns, which the folded one cannot.
 FOLD_MAX_POSITIONS = 128
