@@ -45,6 +45,11 @@ and short (few output positions; :func:`batch_folded`), a chunk's column matrice
 by side instead, ``cols[(c*kh + i)*kw + j, s, oh*Wo + ow]`` (C*kh*kw, S, Ho*Wo), so that each
 contraction is one GEMM over the chunk, ``z_rows = W2 @ cols`` (O, S*Ho*Wo), and z and v are
 swapped between (S, O, Ho*Wo) and (O, S, Ho*Wo) by a copy of contiguous runs.
+
+The shifted-GEMM forward. For stride 1 and dilation 1 with enough channels, the forward pass
+builds no column matrix: k*k GEMMs, one per kernel tap, each reading the zero-padded input at a
+shifted offset, accumulate into the output (kn2row; :func:`shifted_forward` and the comment above
+it say where and why).
 """
 
 import numba
@@ -52,6 +57,7 @@ import numpy as np
 from numba import prange
 
 from .. import checks
+from . import _blas
 from ._jit import kernel
 
 
@@ -452,6 +458,125 @@ def batch_folded(batch, chunk, n_out, fan_in, n_positions):
     )
 
 
+# The shifted-GEMM forward (kn2row). For stride 1 and dilation 1, output position (oh, ow) of
+# sample b reads the padded input at (oh + i, ow + j) for tap (i, j). Lay the zero-padded batch
+# out channels first, ``padded[c, (b*Hp + r)*Wp + q]`` (C, B*Hp*Wp), and index the outputs on
+# the same grid, ``grid[o, (b*Hp + oh)*Wp + ow]``: tap (i, j) is then the same matrix shifted by
+# ``i*Wp + j`` columns, and
+#
+#     grid = sum_{i, j} W[:, :, i, j] @ padded[:, i*Wp + j :][:, :n_cols]     (O, n_cols)
+#
+# k*k GEMMs accumulated into one output (BLAS's beta = 1, :mod:`._blas`) with no column matrix.
+# The grid also holds positions that are not outputs (those with oh >= Ho or ow >= Wo, their
+# windows wrap into the next row or sample); a copy keeps the outputs, adds the bias and
+# writes NCHW. The wasted share is 1 - Ho*Wo / (Hp*Wp).
+#
+# Where it runs (forward only; measured in one process, float32 / float64, im2col -> shifted,
+# batch 64, 3x3, padding 1): resnet-small's 16 -> 16 at 32x32 6.95 -> 5.09 / 10.3 -> 7.0 ms,
+# its 32 -> 32 at 16x16 4.75 -> 3.38 / 9.2 -> 5.7, the small VGG's 32 -> 32 at 32x32
+# 16.4 -> 13.7, its 64 -> 64 at 16x16 12.7 -> 10.0. Lost: 8 channels (float64 1.29x), 16 -> 16 at
+# 8x8 (1.10x / 1.57x: the grid wastes 36 %). The input VJP as a shifted convolution of v (the
+# flipped kernel, padding k - 1 - p) won on 16 channels and lost on 32 and 64 (1.1-1.4x against
+# im2col sharing its columns with the weight VJP); the weight VJP as k*k GEMMs with the batch
+# as the inner dimension lost everywhere (1.3-2.2x: 16x16 to 64x64 outputs, each a sum over
+# the whole grid). So both VJPs stay im2col, and the shifted forward runs only where the forward's
+# columns would not serve the VJP anyway (the batch takes more than one chunk).
+SHIFTED_MIN_CHANNELS = 16
+SHIFTED_MIN_FILL = 0.6  # at least this share of the grid is outputs
+SHIFTED_TILE = 32768  # grid columns a GEMM writes (measured best of 2048, 8192, 32768, all)
+
+
+def shifted_forward(batch, chunk, channels, geometry, image_size):
+    """Whether :func:`conv2d_forward_samples` takes the shifted GEMMs (see above): NumPy's
+    OpenBLAS is at hand, the batch takes more than one chunk, ``channels`` (C) is at least
+    SHIFTED_MIN_CHANNELS, stride and dilation are 1 and at least SHIFTED_MIN_FILL of the padded
+    grid are outputs. ``geometry``: (kernel_size, stride, padding, dilation) as pairs;
+    ``image_size``: (H, W)."""
+    (kh, kw), stride, (ph, pw), dilation = geometry
+    if not (_blas.AVAILABLE and chunk < batch and channels >= SHIFTED_MIN_CHANNELS):
+        return False
+    if tuple(stride) != (1, 1) or tuple(dilation) != (1, 1):
+        return False
+    hp, wp = image_size[0] + 2 * ph, image_size[1] + 2 * pw
+    return (hp - kh + 1) * (wp - kw + 1) >= SHIFTED_MIN_FILL * hp * wp
+
+
+@kernel
+def _pad_channels_first(x, ph, pw, out):
+    # out[c, (b*hp + r)*wp + q] = x[b, c, r - ph, q - pw], 0 in the padding
+    n_batch, n_chan, height, width = x.shape
+    hp, wp = height + 2 * ph, width + 2 * pw
+    x_flat = x.reshape(-1)
+    out_flat = out.reshape(-1)
+    for c in prange(n_chan):
+        for b in range(n_batch):
+            src_plane = (b * n_chan + c) * height * width
+            dst_plane = (c * n_batch + b) * hp * wp
+            for r in range(hp):
+                dst = np.uint64(dst_plane + r * wp)
+                ih = r - ph
+                if ih < 0 or ih >= height:
+                    for t in range(np.uint64(wp)):
+                        out_flat[dst + t] = 0
+                    continue
+                for t in range(np.uint64(pw)):
+                    out_flat[dst + t] = 0
+                src = np.uint64(src_plane + ih * width)
+                inner = dst + np.uint64(pw)
+                for t in range(np.uint64(width)):
+                    out_flat[inner + t] = x_flat[src + t]
+                for t in range(np.uint64(pw + width), np.uint64(wp)):
+                    out_flat[dst + t] = 0
+
+
+@kernel
+def _gather_grid(grid, hp, wp, bias, out):
+    # out[b, o, oh, ow] = grid[o, (b*hp + oh)*wp + ow] (+ bias[o] when bias has entries)
+    n_batch, n_out, ho, wo = out.shape
+    n_cols = grid.shape[1]
+    grid_flat = grid.reshape(-1)
+    out_flat = out.reshape(-1)
+    for n in prange(n_batch * n_out):
+        b = n // n_out
+        o = n - b * n_out
+        for oh in range(ho):
+            src = np.uint64(o * n_cols + (b * hp + oh) * wp)
+            dst = np.uint64(((b * n_out + o) * ho + oh) * wo)
+            if bias.size:
+                add = bias[o]
+                for t in range(np.uint64(wo)):
+                    out_flat[dst + t] = grid_flat[src + t] + add
+            else:
+                for t in range(np.uint64(wo)):
+                    out_flat[dst + t] = grid_flat[src + t]
+
+
+def _forward_shifted(x, weight, bias, padding, out):
+    """:func:`conv2d_forward_samples` by shifted GEMMs (arguments checked there; stride and
+    dilation 1)."""
+    n_batch, channels, height, width = x.shape
+    n_out, _, kh, kw = weight.shape
+    ph, pw = padding
+    hp, wp = height + 2 * ph, width + 2 * pw
+    n_grid = n_batch * hp * wp
+    n_cols = n_grid - (kh - 1) * wp - (kw - 1)  # the last output's grid column + 1 and more
+    padded = np.empty((channels, n_grid), x.dtype)
+    _pad_channels_first.pick(padded.size)(x, ph, pw, padded)
+    taps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # (kh, kw, O, C)
+    grid = np.empty((n_out, n_cols), x.dtype)
+    for start in range(0, n_cols, SHIFTED_TILE):  # a tile of output columns stays in cache
+        stop = min(start + SHIFTED_TILE, n_cols)
+        for i in range(kh):
+            for j in range(kw):
+                shift = i * wp + j
+                beta = 0.0 if i == j == 0 else 1.0
+                _blas.gemm(taps[i, j], padded[:, start + shift : stop + shift],
+                           grid[:, start:stop], beta)  # fmt: skip
+    bias_entries = np.empty(0, x.dtype) if bias is None else bias
+    _gather_grid.pick(out.size)(grid, hp, wp, bias_entries, out)
+    return out
+
+
 def _folded_view(scratch, rows, n_samples, n_positions):
     """The first ``rows * n_samples * n_positions`` entries of a C-contiguous scratch array as a
     (rows, n_samples, n_positions) batch-folded array (columns: rows = C*kh*kw; z and v: O)."""
@@ -502,14 +627,19 @@ def conv2d_forward_samples(x, weight, bias, stride, padding, dilation, cols, out
     ``z[s] = W2 @ cols[s]``, or one per chunk on the batch-folded path (:func:`batch_folded`;
     ``cols`` is then scratch of the same size). out (B, O, Ho, Wo). When S covers the batch,
     ``cols`` holds the whole batch's sample-major column matrices afterwards
-    (:func:`conv2d_vjp_samples` can reuse them)."""
+    (:func:`conv2d_vjp_samples` can reuse them). Where :func:`shifted_forward` says so, the
+    pass takes the shifted GEMMs instead and leaves ``cols`` as it was (the batch then takes
+    more than one chunk, so no VJP expects the columns)."""
     caller = "conv2d_forward_samples"
     n_out, fan_in, (ho, wo) = _check_conv(caller, x, weight, bias, stride, padding, dilation)
     _check_scratch(caller, "cols", cols, x, (fan_in, ho * wo))
     checks.output(caller, "out", out, (x.shape[0], n_out, ho, wo), "x", x)
     n_batch, n_pos, chunk = x.shape[0], ho * wo, cols.shape[0]
-    folded = batch_folded(n_batch, chunk, n_out, fan_in, n_pos)
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = weight.shape[2:], stride, padding, dilation
+    kernel_geometry = ((kh, kw), stride, padding, dilation)
+    if shifted_forward(n_batch, chunk, x.shape[1], kernel_geometry, x.shape[2:]):
+        return _forward_shifted(x, weight, bias, (ph, pw), out)
+    folded = batch_folded(n_batch, chunk, n_out, fan_in, n_pos)
     geometry = (kh, kw, sh, sw, ph, pw, dh, dw, ho, wo)
     # the build: the sample-major copy by the chunk's size, the batch-folded one by the whole
     # batch's (its chunks are cut to cache size, just below the threshold; measured: threads
