@@ -154,25 +154,31 @@ def worker_gemm(config):
 
 
 def recorded_gemms(step):
-    """A function that replays the ``np.matmul`` calls (every GEMM of lfp_ref's kernels) that one
-    call of ``step`` makes, on the same operands into the same outputs, and their count: the BLAS
-    time of the step alone, measured beside the step itself."""
+    """A function that replays the GEMMs that one call of ``step`` makes (every ``np.matmul``
+    call and every ``gemm`` of :mod:`lfp_ref.kernels.cpu._blas`, the shifted convolution's: all
+    GEMMs of lfp_ref's kernels), on the same operands into the same outputs, in order, and their
+    count: the BLAS time of the step alone, measured beside the step itself."""
+    from lfp_ref.kernels.cpu import _blas
+
     calls = []
-    real = np.matmul
+    real = {"matmul": np.matmul, "gemm": _blas.gemm}
 
-    def recording(*args, **kwargs):
-        calls.append((args, kwargs))
-        return real(*args, **kwargs)
+    def recorder(name):
+        def recording(*args, **kwargs):
+            calls.append((real[name], args, kwargs))
+            return real[name](*args, **kwargs)
 
-    np.matmul = recording
+        return recording
+
+    np.matmul, _blas.gemm = recorder("matmul"), recorder("gemm")
     try:
         step()
     finally:
-        np.matmul = real
+        np.matmul, _blas.gemm = real["matmul"], real["gemm"]
 
     def replay():
-        for args, kwargs in calls:
-            real(*args, **kwargs)
+        for function, args, kwargs in calls:
+            function(*args, **kwargs)
 
     return replay, len(calls)
 
@@ -915,7 +921,8 @@ def markdown(report):
         "processes of their ratio within each process",
         "- roofline: 3x the forward pass's GEMM FLOPs (forward, weight VJP, input VJP) at the "
         "best GEMM rate below; fraction = roofline time / measured time",
-        "- LFP's GEMMs: every `np.matmul` call of one lfp_ref LFP step, recorded once and replayed "
+        "- LFP's GEMMs: every GEMM of one lfp_ref LFP step (`np.matmul` and the shifted "
+        "convolution's `_blas.gemm`), recorded once and replayed "
         "on the same operands as one more interleaved contender: the BLAS time of the step, "
         "and its share of the step",
         "",

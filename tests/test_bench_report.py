@@ -86,3 +86,28 @@ def test_the_markdown_has_the_torch_columns_and_the_issue_17_targets():
     targets = text.split("## Targets (issue 17)")[1].split("##")[0]
     assert "| lenet-5 float32: LFP <= 1.0x torch GD | 1.25 | **no** | 1.20 |" in targets
     assert "| lenet-5 float64: LFP <= 1.0x torch GD | 0.70 | yes |  |" in targets
+
+
+def test_recorded_gemms_replay_numpys_and_the_shifted_convolutions_gemms():
+    import numpy as np
+
+    from lfp_ref.kernels.cpu import _blas
+
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((3, 4)), rng.standard_normal((4, 5))
+    by_matmul, by_blas = np.empty((3, 5)), np.empty((3, 5))
+
+    def step():
+        np.matmul(a, b, out=by_matmul)
+        if _blas.AVAILABLE:
+            _blas.gemm(a, b, by_blas, 0.0)
+
+    real_matmul, real_gemm = np.matmul, _blas.gemm
+    replay, count = run.recorded_gemms(step)
+    assert count == (2 if _blas.AVAILABLE else 1)
+    assert np.matmul is real_matmul and _blas.gemm is real_gemm  # both restored
+    by_matmul[...], by_blas[...] = 0.0, 0.0
+    replay()  # the same GEMMs into the same outputs
+    np.testing.assert_allclose(by_matmul, a @ b, rtol=1e-14)
+    if _blas.AVAILABLE:
+        np.testing.assert_allclose(by_blas, a @ b, rtol=1e-14)

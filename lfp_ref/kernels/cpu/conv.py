@@ -751,7 +751,7 @@ def _vjp_folded(x, v3, w2, geometry, cols, dcols, weight_out, input_out, chunk):
         v_rows = _folded_view(v_buffer, n_out, size, n_pos)  # (O, S, Ho*Wo)
         swap(v3[start:stop], no_bias, v_rows)
         v_rows = v_rows.reshape(n_out, -1)  # (O, S*Ho*Wo)
-        weight_rows += v_rows @ block.reshape(fan_in, -1).T
+        weight_rows += np.matmul(v_rows, block.reshape(fan_in, -1).T)  # np.matmul: see _blas
         if input_out is not None:
             dblock = _folded_view(dcols, fan_in, size, n_pos)
             np.matmul(w2.T, v_rows, out=dblock.reshape(fan_in, -1))  # (C*kh*kw, S*Ho*Wo)
