@@ -9,8 +9,8 @@ Without a device (CuPy not importable, no CUDA device, or ``NUMBA_ENABLE_CUDASIM
 one line saying why the GPU section is skipped and exits 0, so ``make bench`` can always call it.
 
 What it times, for each benchmark model of the CPU suite (``benchmarks/models.py``: MLP-1000,
-MLP-256, LeNet-5, the paper's LeNet, the small VGG) at batch 128 and 1024, float32, from the same
-weights (torch's default initialisation, seed 0) on the same batch:
+MLP-256, LeNet-5, the paper's LeNet, the small VGG, resnet-small) at batch 128 and 1024,
+float32, from the same weights (torch's default initialisation, seed 0) on the same batch:
 
 - ``lfp_ref LFP`` and ``lfp_ref GD``: ``engine.lfp_step`` / ``engine.gd_step`` on the model moved
   with ``model.to("cuda")``, the input a CuPy array, the labels on the host (as docs/gpu.md
@@ -89,6 +89,7 @@ SMOKE_MODELS = {
     "lenet-5": {"input_shape": (1, 16, 16)},
     "lenet-paper": {"input_shape": (1, 16, 16)},
     "vgg-small": {"input_shape": (3, 4, 4), "widths": (2, 3)},
+    "resnet-small": {"input_shape": (3, 4, 4), "widths": (2, 3)},
 }
 SMOKE_BATCHES = (2, 4)
 

@@ -395,3 +395,8 @@ def test_lfprop_imports_through_the_stand_in_for_transformers_utils_fx():
     assert "without the stand-in: transformers.utils.fx" in proc.stdout
     assert "note: transformers" in proc.stdout and "a stand-in module was installed" in proc.stdout
     assert "available: (True, '')" in proc.stdout
+
+
+def test_every_model_of_the_cpu_suite_has_a_smoke_variant():
+    # --smoke runs the default --models, which are the CPU suite's
+    assert set(gpu.SMOKE_MODELS) == set(gpu.MODEL_ORDER)
