@@ -1,4 +1,4 @@
-"""The shifted-GEMM (kn2row) forward of Conv2d: its two copy kernels against literal oracles, the
+"""The shifted-GEMM (kn2row) forward of Conv2d: its two copies against literal oracles, the
 whole pass against the unrolled-dense oracle through the layer, where the dispatch sends it, and
 the serial and threaded builds."""
 
@@ -64,7 +64,8 @@ def gather_oracle(grid, hp, wp, bias, shape):
 
 
 def _kernel_calls(rng, dtype):
-    """{name: call(build) -> result} for the two copy kernels on one small case each."""
+    """{name: (call(build) -> result, oracle)} for the two copies of the shifted forward on one
+    small case each: the padding (the batch-folded im2col of a 1x1 kernel) and the gather."""
     x = rng.standard_normal((3, 4, 5, 6)).astype(dtype)
     hp, wp, n_out = 5 + 2 * 2, 6 + 2 * 1, 3
     grid = rng.standard_normal((n_out, 3 * hp * wp - 7)).astype(dtype)
@@ -73,7 +74,7 @@ def _kernel_calls(rng, dtype):
 
     def pad(build):
         out = np.full((4, 3 * hp * wp), np.nan, dtype)
-        build(x, 2, 1, out)
+        build(x, 1, 1, 1, 1, 2, 1, 1, 1, hp, wp, out.reshape(4, 3, hp * wp))
         return out
 
     def gather(build, with_bias):
@@ -82,7 +83,7 @@ def _kernel_calls(rng, dtype):
         return out
 
     return {
-        "_pad_channels_first": (pad, lambda: pad_oracle(x, 2, 1)),
+        "_im2col_folded": (pad, lambda: pad_oracle(x, 2, 1)),
         "_gather_grid": (
             lambda build: np.stack([gather(build, True), gather(build, False)]),
             lambda: np.stack(
@@ -96,7 +97,7 @@ def _kernel_calls(rng, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ["_pad_channels_first", "_gather_grid"])
+@pytest.mark.parametrize("name", ["_im2col_folded", "_gather_grid"])
 def test_copy_kernels_match_their_oracles(rng, dtype, name):
     call, expected = _kernel_calls(rng, dtype)[name]
     # copies only: bit for bit (a sum with the bias is one rounding, as in the oracle)
@@ -105,7 +106,7 @@ def test_copy_kernels_match_their_oracles(rng, dtype, name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ["_pad_channels_first", "_gather_grid"])
+@pytest.mark.parametrize("name", ["_im2col_folded", "_gather_grid"])
 def test_true_parallel_copy_kernels_match_serial(rng, dtype, name):
     call, _ = _kernel_calls(rng, dtype)[name]
     threaded = numba.njit(parallel=True)(getattr(K, name).py_func)  # fresh, uncached

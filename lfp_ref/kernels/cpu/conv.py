@@ -502,34 +502,6 @@ def shifted_forward(batch, chunk, channels, geometry, image_size):
 
 
 @kernel
-def _pad_channels_first(x, ph, pw, out):
-    # out[c, (b*hp + r)*wp + q] = x[b, c, r - ph, q - pw], 0 in the padding
-    n_batch, n_chan, height, width = x.shape
-    hp, wp = height + 2 * ph, width + 2 * pw
-    x_flat = x.reshape(-1)
-    out_flat = out.reshape(-1)
-    for c in prange(n_chan):
-        for b in range(n_batch):
-            src_plane = (b * n_chan + c) * height * width
-            dst_plane = (c * n_batch + b) * hp * wp
-            for r in range(hp):
-                dst = np.uint64(dst_plane + r * wp)
-                ih = r - ph
-                if ih < 0 or ih >= height:
-                    for t in range(np.uint64(wp)):
-                        out_flat[dst + t] = 0
-                    continue
-                for t in range(np.uint64(pw)):
-                    out_flat[dst + t] = 0
-                src = np.uint64(src_plane + ih * width)
-                inner = dst + np.uint64(pw)
-                for t in range(np.uint64(width)):
-                    out_flat[inner + t] = x_flat[src + t]
-                for t in range(np.uint64(pw + width), np.uint64(wp)):
-                    out_flat[dst + t] = 0
-
-
-@kernel
 def _gather_grid(grid, hp, wp, bias, out):
     # out[b, o, oh, ow] = grid[o, (b*hp + oh)*wp + ow] (+ bias[o] when bias has entries)
     n_batch, n_out, ho, wo = out.shape
@@ -560,8 +532,11 @@ def _forward_shifted(x, weight, bias, padding, out):
     hp, wp = height + 2 * ph, width + 2 * pw
     n_grid = n_batch * hp * wp
     n_cols = n_grid - (kh - 1) * wp - (kw - 1)  # the last output's grid column + 1 and more
+    # the padded batch channels first is the batch-folded column matrix of a 1x1 kernel with
+    # this padding: padded[c, (b*Hp + r)*Wp + q] = x[b, c, r - ph, q - pw]
     padded = np.empty((channels, n_grid), x.dtype)
-    _pad_channels_first.pick(padded.size)(x, ph, pw, padded)
+    pad = _im2col_folded.pick(padded.size)
+    pad(x, 1, 1, 1, 1, ph, pw, 1, 1, hp, wp, padded.reshape(channels, n_batch, hp * wp))
     taps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # (kh, kw, O, C)
     grid = np.empty((n_out, n_cols), x.dtype)
     for start in range(0, n_cols, SHIFTED_TILE):  # a tile of output columns stays in cache
