@@ -477,13 +477,15 @@ def batch_folded(batch, chunk, n_out, fan_in, n_positions):
 # 16.4 -> 13.7, its 64 -> 64 at 16x16 12.7 -> 10.0. Lost: 8 channels (float64 1.29x), 16 -> 16 at
 # 8x8 (1.10x / 1.57x: the grid wastes 36 %). The input VJP as a shifted convolution of v (the
 # flipped kernel, padding k - 1 - p) won on 16 channels and lost on 32 and 64 (1.1-1.4x against
-# im2col sharing its columns with the weight VJP); the weight VJP as k*k GEMMs with the batch
-# as the inner dimension lost everywhere (1.3-2.2x: 16x16 to 64x64 outputs, each a sum over
-# the whole grid). So both VJPs stay im2col, and the shifted forward runs only where the forward's
-# columns would not serve the VJP anyway (the batch takes more than one chunk).
+# im2col sharing its columns with the weight VJP); the weight VJP as k*k GEMMs with the whole
+# grid as the inner dimension lost everywhere (1.3-2.2x: 16x16 to 64x64 outputs, each a sum
+# over ~65k columns). So both VJPs stay im2col, and the shifted forward runs only where the
+# forward's columns would not serve the VJP anyway (the batch takes more than one chunk).
 SHIFTED_MIN_CHANNELS = 16
 SHIFTED_MIN_FILL = 0.6  # at least this share of the grid is outputs
-SHIFTED_TILE = 32768  # grid columns a GEMM writes (measured best of 2048, 8192, 32768, all)
+# grid columns a GEMM writes: tiles of 16384, 32768 or all columns within 10 % of each other on
+# the four layers above, 4096 up to 1.5x slower
+SHIFTED_TILE = 32768
 
 
 def shifted_forward(batch, chunk, channels, geometry, image_size):
