@@ -71,6 +71,11 @@ _GEMM = _load()
 AVAILABLE = bool(_GEMM)
 
 
+def _address(a):
+    """Where a's first element lies (a view's own start, not its base's)."""
+    return a.__array_interface__["data"][0]
+
+
 def _leading(caller, name, a):
     """The row stride of a 2-D array in elements; its rows must be contiguous."""
     itemsize = a.dtype.itemsize
@@ -108,9 +113,8 @@ def gemm(a, b, c, beta):
     lda, ldb, ldc = _leading(caller, "a", a), _leading(caller, "b", b), _leading(caller, "c", c)
     if m == 0 or n == 0:
         return c
-    address = lambda x: x.__array_interface__["data"][0]  # noqa: E731 (views: their own start)
     function(
         _ROW_MAJOR, _NO_TRANS, _NO_TRANS, m, n, k,
-        1.0, address(a), lda, address(b), ldb, float(beta), address(c), ldc,
+        1.0, _address(a), lda, _address(b), ldb, float(beta), _address(c), ldc,
     )  # fmt: skip
     return c
