@@ -1,9 +1,10 @@
-"""Activations: identity rule under LFP, exact derivatives under backprop."""
+"""Activations: identity rule under LFP, exact derivatives under backprop; ReLU's kernels."""
 
 import numpy as np
 import pytest
 
 import lfp_ref as lfp
+from lfp_ref.kernels.cpu import _jit, elementwise
 from tests.oracle.dense import finite_difference
 from tests.tolerances import assert_close
 
@@ -62,3 +63,49 @@ def test_forward_values():
     assert_close(lfp.SiLU().forward(x), x * s)
     assert_close(lfp.ELU(0.7).forward(x), np.where(x > 0, x, 0.7 * (np.exp(x) - 1)))
     assert_close(lfp.Sigmoid().forward(x), s)
+
+
+# -- ReLU's kernels (kernels/cpu/elementwise.py): the values NumPy's expressions give, bit for bit
+
+
+def _relu_inputs(rng, size, dtype):
+    """Normal values with the edge cases spread through them: +-0.0, NaN, +-inf, subnormals."""
+    x = rng.normal(size=size).astype(dtype)
+    specials = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-320, -1e-320], dtype=dtype)
+    x[: 7 * (size // 7) : size // 7 or 1] = specials[: min(7, size)]
+    return x
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("size", [7, 1000, _jit.PARALLEL_MIN_SIZE + 3], ids=["7", "1000", "par"])
+def test_relu_kernels_equal_numpys_expressions_bit_for_bit(rng, size, dtype):
+    x = _relu_inputs(rng, size, dtype)
+    grad = _relu_inputs(rng, size, dtype)[::-1].copy()  # inf and NaN meet x's zeros and signs
+    out = elementwise.relu(x, np.empty_like(x))
+    expected = np.maximum(x, 0)
+    # bit patterns: -0.0 must become +0.0 as in NumPy, and NaN stays NaN
+    np.testing.assert_array_equal(out.view(f"u{x.itemsize}"), expected.view(f"u{x.itemsize}"))
+    with np.errstate(invalid="ignore"):
+        expected_vjp = grad * (x > 0).astype(dtype)
+    vjp = elementwise.relu_vjp(grad, x, np.empty_like(x))
+    np.testing.assert_array_equal(vjp.view(f"u{x.itemsize}"), expected_vjp.view(f"u{x.itemsize}"))
+
+
+def test_relu_layer_takes_non_contiguous_input_and_a_gradient_of_another_dtype(rng):
+    x = rng.normal(size=(6, 8))[:, ::2]  # a strided view
+    relu = lfp.ReLU()
+    np.testing.assert_array_equal(relu.forward(x), np.maximum(x, 0))
+    grad = rng.normal(size=x.shape).astype(np.float32)
+    out, params = relu.backward(grad)
+    assert out.dtype == np.float64 and params == {}
+    np.testing.assert_array_equal(out, grad.astype(np.float64) * (x > 0))
+
+
+def test_relu_kernels_refuse_mismatched_arrays():
+    x = np.zeros((4, 3))
+    with pytest.raises(ValueError, match="relu: out must have the shape"):
+        elementwise.relu(x, np.empty((3, 4)))
+    with pytest.raises(TypeError, match="relu_vjp: x has dtype float32"):
+        elementwise.relu_vjp(x, x.astype(np.float32), np.empty_like(x))
+    with pytest.raises(TypeError, match="relu"):
+        lfp.ReLU().forward(np.arange(6).reshape(2, 3))  # integers: no kernel, a clear refusal

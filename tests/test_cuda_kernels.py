@@ -171,6 +171,25 @@ def test_elementwise_kernels_match_the_oracle_and_the_cpu_twin(rng, size, dtype,
         assert launches[name] == 1, name
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", SIZES, ids=lambda n: f"n{n}")
+def test_relu_kernels_equal_the_cpu_twins_bit_for_bit(rng, size, dtype, launches):
+    x, grad = (rng.normal(size=size).astype(dtype) for _ in range(2))
+    specials = np.array([0.0, -0.0, np.nan, np.inf, -np.inf], dtype=dtype)
+    x[: len(specials)] = specials[: len(x)]
+    grad[-len(specials) :] = specials[-len(grad) :]  # inf and NaN times x's zeros and signs
+    bits = f"u{x.itemsize}"
+    out = K_elementwise.relu(dev(x), BK.empty(size, dtype))
+    assert type(out) is SimulatedDeviceArray
+    expected = cpu_elementwise.relu(x, np.empty_like(x))
+    np.testing.assert_array_equal(host(out).view(bits), expected.view(bits))
+    np.testing.assert_array_equal(expected, np.maximum(x, 0))
+    vjp = K_elementwise.relu_vjp(dev(grad), dev(x), BK.empty(size, dtype))
+    expected = cpu_elementwise.relu_vjp(grad, x, np.empty_like(x))
+    np.testing.assert_array_equal(host(vjp).view(bits), expected.view(bits))
+    assert launches["relu"] == 1 and launches["relu_vjp"] == 1
+
+
 def test_stabiliser_signs_including_zero_and_negative_zero():
     z = dev([2.0, -2.0, 0.0, -0.0, 1e-9, -1e-9])
     out = K_elementwise.stabilize(z, 0.5, BK.empty_like(z))

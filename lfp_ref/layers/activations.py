@@ -22,8 +22,21 @@ class Identity(Activation):
 
 
 class ReLU(Activation):
+    """``max(x, 0)``; its derivative at 0 is 0. Both passes run as kernels of the array's backend
+    (float32/float64): NumPy's ``np.maximum(x, 0)`` and ``grad * (x > 0)`` give the same values
+    at 2-4x the time."""
+
     def function(self, x):
-        return np.maximum(x, 0)
+        bk = backend_of(x)
+        x = bk.contiguous(x)
+        return bk.elementwise.relu(x, bk.empty_like(x))
+
+    def backward(self, grad, input_grad=True):
+        x, _ = self.saved()
+        bk = backend_of(grad, x)
+        x = bk.contiguous(x)
+        grad = bk.contiguous(grad, dtype=x.dtype)
+        return bk.elementwise.relu_vjp(grad, x, bk.empty_like(x)), {}
 
     def derivative(self, x, y):
         return (x > 0).astype(x.dtype)

@@ -1,4 +1,5 @@
-"""Fused elementwise kernels shared by every layer: the stabiliser and the |theta|, x scalings.
+"""Fused elementwise kernels shared by every layer: the stabiliser, the |theta|, x scalings and
+ReLU with its VJP.
 
 Arrays come in flat (1-D, C-contiguous) with a preallocated ``out``; ``out`` may alias an input.
 The kernels loop over the size of one array and index the others by the same index, so every
@@ -39,6 +40,27 @@ def _stabilize(z, eps, out):
     for i in prange(z.size):
         zi = z[i]
         out[i] = zi + eps if zi >= 0 else zi - eps
+
+
+@kernel
+def _relu(x, out):
+    # np.maximum(x, 0) exactly: x where x > 0, NaN stays NaN, +0.0 otherwise (also for -0.0).
+    # NumPy's maximum against a scalar runs 4x slower than this loop (float32, 1.2M entries:
+    # 0.44 against 0.11 ms, one thread; NumPy 2.4, AVX-512).
+    zero = out.dtype.type(0)
+    for i in prange(x.size):
+        xi = x[i]
+        out[i] = xi if (xi > 0 or xi != xi) else zero
+
+
+@kernel
+def _relu_vjp(grad, x, out):
+    # grad * (x > 0) as the product with 1 or 0, so that inf and NaN in grad propagate as in
+    # ``grad * (x > 0).astype(dtype)``, without the mask array
+    one = out.dtype.type(1)
+    zero = out.dtype.type(0)
+    for i in prange(x.size):
+        out[i] = grad[i] * (one if x[i] > 0 else zero)
 
 
 def _flat(a):
@@ -87,6 +109,24 @@ def multiply(a, b, out):
     if not checks.elementwise_ok(a, b, out):
         checks.matching("multiply", (("a", a), ("b", b)), (("out", out),))
     _multiply.pick(a.size)(a.reshape(-1), b.reshape(-1), out.reshape(-1))
+    return out
+
+
+def relu(x, out):
+    """``out = max(x, 0)`` as ``np.maximum(x, 0)``: NaN stays NaN, -0.0 becomes +0.0; ``x`` and
+    ``out`` C-contiguous, of one shape and dtype (float32/float64)."""
+    if not checks.elementwise_ok(x, None, out):
+        checks.matching("relu", (("x", x),), (("out", out),))
+    _relu.pick(x.size)(x.reshape(-1), out.reshape(-1))
+    return out
+
+
+def relu_vjp(grad, x, out):
+    """``out = grad * (x > 0)``, ReLU's vector-Jacobian product (its derivative at 0 is 0); all
+    three of one shape and dtype."""
+    if not checks.elementwise_ok(grad, x, out):
+        checks.matching("relu_vjp", (("grad", grad), ("x", x)), (("out", out),))
+    _relu_vjp.pick(x.size)(grad.reshape(-1), x.reshape(-1), out.reshape(-1))
     return out
 
 

@@ -1,5 +1,5 @@
 """The CUDA twins of ``kernels/cpu/elementwise.py``: the stabiliser, the |theta| and x scalings,
-the float64 sum of squares, the finiteness check and the fused SGD update.
+ReLU and its VJP, the float64 sum of squares, the finiteness check and the fused SGD update.
 
 Same names, signatures, semantics and argument checks (:mod:`lfp_ref.kernels.checks`) as the CPU
 module; arrays come in flat-able (C-contiguous) device arrays with a preallocated ``out``, which
@@ -53,6 +53,22 @@ def _stabilize(z, eps, out):
         out[i] = zi + eps if zi >= 0 else zi - eps
 
 
+@kernel
+def _relu(x, out):
+    zero = out.dtype.type(0)
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        xi = x[i]
+        out[i] = xi if (xi > 0 or xi != xi) else zero
+
+
+@kernel
+def _relu_vjp(grad, x, out):
+    one = out.dtype.type(1)
+    zero = out.dtype.type(0)
+    for i in range(cuda.grid(1), x.size, cuda.gridsize(1)):
+        out[i] = grad[i] * (one if x[i] > 0 else zero)
+
+
 def stabilized_ratio(reward, z, eps, out):
     """``out = reward / (z + eps * sgn0(z))``, elementwise; the one stabiliser of lfp_ref.
 
@@ -81,6 +97,20 @@ def multiply(a, b, out):
     """``out = a * b``, elementwise; all three of one shape and dtype."""
     checks.matching("multiply", (("a", a), ("b", b)), (("out", out),))
     _multiply(a.size, _flat(a), _flat(b), _flat(out))
+    return out
+
+
+def relu(x, out):
+    """``out = max(x, 0)`` as ``np.maximum(x, 0)``: NaN stays NaN, -0.0 becomes +0.0."""
+    checks.matching("relu", (("x", x),), (("out", out),))
+    _relu(x.size, _flat(x), _flat(out))
+    return out
+
+
+def relu_vjp(grad, x, out):
+    """``out = grad * (x > 0)``, ReLU's vector-Jacobian product (its derivative at 0 is 0)."""
+    checks.matching("relu_vjp", (("grad", grad), ("x", x)), (("out", out),))
+    _relu_vjp(x.size, _flat(grad), _flat(x), _flat(out))
     return out
 
 
