@@ -77,7 +77,9 @@ def _relu_inputs(rng, size, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("size", [7, 1000, _jit.PARALLEL_MIN_SIZE + 3], ids=["7", "1000", "par"])
+@pytest.mark.parametrize(
+    "size", [7, 1000, _jit.PARALLEL_MIN_SIZE * _jit.STREAMING_FACTOR + 3], ids=["7", "1000", "par"]
+)
 def test_relu_kernels_equal_numpys_expressions_bit_for_bit(rng, size, dtype):
     x = _relu_inputs(rng, size, dtype)
     grad = _relu_inputs(rng, size, dtype)[::-1].copy()  # inf and NaN meet x's zeros and signs
@@ -109,3 +111,17 @@ def test_relu_kernels_refuse_mismatched_arrays():
         elementwise.relu_vjp(x, x.astype(np.float32), np.empty_like(x))
     with pytest.raises(TypeError, match="relu"):
         lfp.ReLU().forward(np.arange(6).reshape(2, 3))  # integers: no kernel, a clear refusal
+
+
+def test_streaming_kernels_go_parallel_only_from_the_larger_threshold():
+    # elementwise kernels are memory-bound: serial up to STREAMING_FACTOR * PARALLEL_MIN_SIZE
+    # entries, while the other kernels switch at PARALLEL_MIN_SIZE (kernels/cpu/_jit.py)
+    from lfp_ref.kernels.cpu import pool
+
+    start = _jit.PARALLEL_MIN_SIZE * _jit.STREAMING_FACTOR
+    assert _jit.STREAMING_FACTOR > 1
+    for k in (elementwise._relu, elementwise._relu_vjp, elementwise._stabilized_ratio):
+        assert k.pick(start - 1) is k.serial and k.pick(start) is k.parallel
+    general = pool._maxpool2d_forward_2x2
+    assert general.pick(_jit.PARALLEL_MIN_SIZE) is general.parallel
+    assert general.pick(_jit.PARALLEL_MIN_SIZE - 1) is general.serial

@@ -67,7 +67,9 @@ def test_stabiliser_signs_including_zero_and_negative_zero():
     np.testing.assert_array_equal(ratio, 1 / out)
 
 
-@pytest.mark.parametrize("size", [7, _jit.PARALLEL_MIN_SIZE + 3], ids=["serial", "parallel"])
+@pytest.mark.parametrize(
+    "size", [7, _jit.PARALLEL_MIN_SIZE * _jit.STREAMING_FACTOR + 3], ids=["serial", "parallel"]
+)
 def test_elementwise_serial_and_parallel_builds_agree(rng, size):
     r, z, w = (rng.normal(size=size) for _ in range(3))
     expected = r / (z + 1e-3 * np.where(z >= 0, 1, -1))

@@ -31,6 +31,15 @@ FASTMATH = os.environ.get("LFP_REF_FASTMATH", "0") == "1"
 # 1.8 / 0.9 ms).
 PARALLEL_MIN_SIZE = 1 << 20
 
+# Streaming kernels (``@kernel(streaming=True)``: one pass, a few operations per entry, bound by
+# memory) gain from the second core only on larger arrays: parallel from 3 * PARALLEL_MIN_SIZE.
+# Measured for every kernel call of a training step (2 cores, float32 and float64, 2026-12-07):
+# at 1-2M entries the serial build of ReLU, the stabiliser, the products, BatchNorm's input VJP
+# and its VJP sums was 0.03-0.3 ms faster per call (resnet-small's LFP step: 3.7 of the 24.8 ms
+# its kernels over 2**18 entries took); from ~3M float32 entries (~2M float64) the builds are
+# even, above them the parallel one wins (8M float32: ReLU 2.1 serial, 1.6 ms parallel).
+STREAMING_FACTOR = 3
+
 # OpenMP worker threads spin while idle and steal the cores from OpenBLAS, which runs the GEMMs
 # between our parallel loops (measured: an MLP LFP step 24 ms with "omp", 4 ms with
 # "workqueue"). numba's own pool sleeps instead. NUMBA_THREADING_LAYER still overrides.
@@ -110,13 +119,15 @@ def _compile(options, fn):
     return compiled
 
 
-def kernel(fn=None, *, reassociate=False):
+def kernel(fn=None, *, reassociate=False, streaming=False):
     """Compile ``fn`` once serially and once with ``parallel=True`` (``prange`` is a plain
     ``range`` in the serial build). Returns the serial build; ``.parallel`` is the other one and
-    ``.pick(size)`` chooses by problem size. ``@kernel(reassociate=True)`` lets the compiler
-    reorder floating-point sums (for reductions whose contract does not fix the order only)."""
+    ``.pick(size)`` chooses by problem size: parallel from ``PARALLEL_MIN_SIZE`` entries, or
+    from ``STREAMING_FACTOR`` times that for ``streaming=True`` (memory-bound single passes).
+    ``@kernel(reassociate=True)`` lets the compiler reorder floating-point sums (for reductions
+    whose contract does not fix the order only)."""
     if fn is None:
-        return lambda f: kernel(f, reassociate=reassociate)
+        return lambda f: kernel(f, reassociate=reassociate, streaming=streaming)
     flags = "_fastmath" if FASTMATH else ("_reassoc" if reassociate else "")
     options = dict(_OPTIONS)
     if reassociate and not FASTMATH:
@@ -124,8 +135,11 @@ def kernel(fn=None, *, reassociate=False):
     serial = _compile(options, _renamed(fn, "__serial" + flags))
     parallel = _compile(dict(options, parallel=True), _renamed(fn, "__parallel" + flags))
 
+    factor = STREAMING_FACTOR if streaming else 1
+
     def pick(size):
-        return parallel if size >= PARALLEL_MIN_SIZE else serial
+        # the module global is read at each call (tests set it to 0 or inf to choose a build)
+        return parallel if size >= PARALLEL_MIN_SIZE * factor else serial
 
     serial.pick = pick
     serial.serial = serial

@@ -503,7 +503,7 @@ def shifted_forward(batch, chunk, channels, geometry, image_size):
     return (hp - kh + 1) * (wp - kw + 1) >= SHIFTED_MIN_FILL * hp * wp
 
 
-@kernel
+@kernel(streaming=True)
 def _gather_grid(grid, hp, wp, bias, out):
     # out[b, o, oh, ow] = grid[o, (b*hp + oh)*wp + ow] (+ bias[o] when bias has entries)
     n_batch, n_out, ho, wo = out.shape

@@ -14,7 +14,7 @@ from .. import checks
 from ._jit import kernel
 
 
-@kernel
+@kernel(streaming=True)
 def _stabilized_ratio(reward, z, eps, out):
     # rho = r / stab(z), stab(z) = z + eps * sgn0(z), sgn0(0) = sgn0(-0.0) = +1
     for i in prange(z.size):
@@ -22,27 +22,27 @@ def _stabilized_ratio(reward, z, eps, out):
         out[i] = reward[i] / (zi + eps if zi >= 0 else zi - eps)
 
 
-@kernel
+@kernel(streaming=True)
 def _multiply_abs(values, param, out):
     # out = |param| * values
     for i in prange(values.size):
         out[i] = abs(param[i]) * values[i]
 
 
-@kernel
+@kernel(streaming=True)
 def _multiply(a, b, out):
     for i in prange(a.size):
         out[i] = a[i] * b[i]
 
 
-@kernel
+@kernel(streaming=True)
 def _stabilize(z, eps, out):
     for i in prange(z.size):
         zi = z[i]
         out[i] = zi + eps if zi >= 0 else zi - eps
 
 
-@kernel
+@kernel(streaming=True)
 def _relu(x, out):
     # np.maximum(x, 0) exactly: x where x > 0, NaN stays NaN, +0.0 otherwise (also for -0.0).
     # NumPy's maximum against a scalar runs 4x slower than this loop (float32, 1.2M entries:
@@ -53,7 +53,7 @@ def _relu(x, out):
         out[i] = xi if (xi > 0 or xi != xi) else zero
 
 
-@kernel
+@kernel(streaming=True)
 def _relu_vjp(grad, x, out):
     # grad * (x > 0) as the product with 1 or 0, so that inf and NaN in grad propagate as in
     # ``grad * (x > 0).astype(dtype)``, without the mask array

@@ -140,7 +140,7 @@ def _maxpool2d_forward(x, kh, kw, sh, sw, ph, pw, out, argmax):
                 argmax[b, c, oh, ow] = best_index
 
 
-@kernel
+@kernel(streaming=True)
 def _route_to_argmax(v, argmax, out):
     # out[b, c].flat[argmax] += v[b, c, oh, ow]; overlapping windows accumulate within the plane
     n_batch, n_chan, height, width = out.shape
