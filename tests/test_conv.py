@@ -364,6 +364,40 @@ def test_chunked_passes_match_the_oracle(rng, cfg, per_chunk, folded, monkeypatc
     assert_close(grads["bias"], ex_db)
 
 
+@pytest.mark.parametrize("per_chunk", [1, 2], ids=lambda n: f"{n}-sample-chunks")
+def test_chunks_take_turns_in_two_column_buffers_without_changing_a_bit(
+    rng, per_chunk, monkeypatch
+):
+    # successive sample-major chunks write their columns into alternate buffers (the one the last
+    # GEMM read stays untouched); the numbers are those of a single buffer, bit for bit
+    layer, x = make_case(rng, CONFIGS[2], batch=5)
+    ho, wo = layer.output_size(*x.shape[2:])
+    monkeypatch.setattr(K, "WHOLE_BATCH_BYTES", 0)
+    monkeypatch.setattr(K, "CHUNK_BYTES", per_chunk * layer.fan_in * ho * wo * x.itemsize)
+    monkeypatch.setattr(K, "FOLD_MAX_MACS", 0)
+    monkeypatch.setattr(K, "SHIFTED_MIN_CHANNELS", np.inf)
+    v = rng.standard_normal((5, layer.out_channels, ho, wo))
+    seen = []
+    alternating = K._alternating
+
+    def recording(cols, n_batch, single):
+        buffers = alternating(cols, n_batch, single)
+        seen.append(buffers)
+        return buffers
+
+    monkeypatch.setattr(K, "_alternating", recording)
+    z = layer.forward(x)
+    dx, grads = layer.vjp(v)
+    assert len(seen) == 2  # the forward pass and the VJPs
+    for first, second in seen:
+        assert first.shape == second.shape and not np.shares_memory(first, second)
+    monkeypatch.setattr(K, "_alternating", lambda cols, n_batch, single: (cols, cols))
+    np.testing.assert_array_equal(layer.forward(x), z)
+    dx_single, grads_single = layer.vjp(v)
+    np.testing.assert_array_equal(dx_single, dx)
+    np.testing.assert_array_equal(grads_single["weight"], grads["weight"])
+
+
 def test_samples_per_chunk_keeps_a_small_batch_whole_and_cuts_a_large_one(monkeypatch):
     monkeypatch.setattr(K, "WHOLE_BATCH_BYTES", 1000)
     monkeypatch.setattr(K, "CHUNK_BYTES", 100)
