@@ -23,8 +23,8 @@ class Identity(Activation):
 
 class ReLU(Activation):
     """``max(x, 0)``; its derivative at 0 is 0. Both passes run as kernels of the array's backend
-    (float32/float64): NumPy's ``np.maximum(x, 0)`` and ``grad * (x > 0)`` give the same values
-    at 2-4x the time."""
+    (float32/float64): NumPy's ``np.maximum(x, 0)`` and ``grad * (x > 0)`` give the same values,
+    the forward in 2-4x the time, the VJP in up to 1.6x (measured, 1-4M entries)."""
 
     def function(self, x):
         bk = backend_of(x)
