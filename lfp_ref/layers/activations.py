@@ -26,15 +26,19 @@ class ReLU(Activation):
     (float32/float64): NumPy's ``np.maximum(x, 0)`` and ``grad * (x > 0)`` give the same values,
     the forward in 2-4x the time, the VJP in up to 1.6x (measured, 1-4M entries)."""
 
+    def forward(self, x):
+        # the kernels take C-contiguous arrays: a strided input is copied once, and that copy is
+        # what the VJP reads
+        return super().forward(backend_of(x).contiguous(x))
+
     def function(self, x):
         bk = backend_of(x)
-        x = bk.contiguous(x)
+        x = bk.contiguous(x)  # no copy after forward(); for direct calls
         return bk.elementwise.relu(x, bk.empty_like(x))
 
     def backward(self, grad, input_grad=True):
-        x, _ = self.saved()
+        x, _ = self.saved()  # C-contiguous (forward)
         bk = backend_of(grad, x)
-        x = bk.contiguous(x)
         grad = bk.contiguous(grad, dtype=x.dtype)
         return bk.elementwise.relu_vjp(grad, x, bk.empty_like(x)), {}
 
